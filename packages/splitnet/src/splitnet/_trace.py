@@ -1,0 +1,421 @@
+"""Turn any model into an ordered chain of pieces joined by single tensors.
+
+A *cut point* is a place in the forward pass where exactly one tensor carries everything
+the rest of the computation needs. Cutting there and feeding the (detached) tensor to the
+next piece reproduces the original forward exactly. We find cut points on a torch.fx
+graph: a node is a cut point when no earlier value is used after it. Values that do not
+depend on the input (parameters read with ``get_attr``, constants, index tables built
+from them) are recomputed inside whichever piece uses them, so they never block a cut.
+
+Tracing uses timm's registry of non-traceable modules and functions, and treats as opaque
+every module whose own ``forward`` reads ``self.training`` (batch norm variants, drop
+path, ...), so each piece keeps switching behaviour with ``train()`` / ``eval()`` at run
+time. Functional dropout calls in traced code are rewritten into ``nn.Dropout`` modules
+for the same reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
+
+from ._errors import SplitError, TraceFailure
+
+_DROPOUT_FUNCTIONS = {
+    F.dropout: nn.Dropout,
+    F.dropout1d: nn.Dropout1d,
+    F.dropout2d: nn.Dropout2d,
+    F.dropout3d: nn.Dropout3d,
+    F.alpha_dropout: nn.AlphaDropout,
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_reads_training(cls: type) -> bool:
+    if cls.forward is nn.Module.forward:
+        return False
+    try:
+        source = inspect.getsource(cls.forward)
+    except (OSError, TypeError):
+        return False
+    return "self.training" in source
+
+
+def _timm_notrace() -> tuple[set[type], tuple]:
+    try:
+        from timm.layers import get_notrace_functions, get_notrace_modules
+    except ImportError:  # timm is a dependency, but tracing plain torch models needs nothing from it
+        return set(), ()
+    functions = tuple(f for f in get_notrace_functions() if callable(f))
+    return set(get_notrace_modules()), functions
+
+
+class _Tracer(fx.Tracer):
+    """fx tracer with timm's leaf rules; remembers which module it was inside on failure."""
+
+    def __init__(self, leaf_modules: Iterable[type | str] = ()):
+        leaf_types, functions = _timm_notrace()
+        super().__init__(autowrap_functions=functions)
+        extra = list(leaf_modules)
+        self.leaf_types = tuple(leaf_types | {t for t in extra if isinstance(t, type)})
+        self.leaf_names = {t for t in extra if isinstance(t, str)}
+        self.path: list[str] = []
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if qualname in self.leaf_names or isinstance(m, self.leaf_types):
+            return True
+        if _forward_reads_training(type(m)):
+            return True
+        return super().is_leaf_module(m, qualname)
+
+    def call_module(self, m, forward, args, kwargs):
+        self.path.append(self.path_of_module(m))
+        result = super().call_module(m, forward, args, kwargs)
+        self.path.pop()
+        return result
+
+
+@dataclass(frozen=True)
+class CutPoint:
+    """A place where the forward pass can be cut.
+
+    Attributes:
+        index: position in :attr:`Chain.cuts` (0-based).
+        node: the fx node whose output is carried across the cut.
+        aliases: module paths whose forward ends exactly here, outermost first
+            (``("layer1", "layer1.17", "layer1.17.act")``); empty for root-level code.
+        label: the name shown in tables: the deepest alias that is a container module (a
+            block rather than its final activation), else the deepest alias, else ``node``.
+        shape: the carried tensor's shape at the traced batch size, batch dimension first.
+        dtype: its dtype.
+    """
+
+    index: int
+    node: str
+    aliases: tuple[str, ...]
+    label: str
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """Shape of one sample (batch dimension removed)."""
+        return tuple(self.shape[1:])
+
+
+@dataclass
+class Chain:
+    """A model as pieces ``0..n`` joined at cut points ``0..n-1``.
+
+    Piece ``i`` maps the tensor at cut ``i-1`` (the model input for ``i == 0``) to the tensor
+    at cut ``i`` (the model output for the last piece). Build runnable modules for any
+    contiguous range of pieces with :meth:`module`; they share parameters with the model.
+    """
+
+    model: nn.Module
+    graph_module: fx.GraphModule
+    cuts: list[CutPoint]
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...] | None
+    method: str = "fx"
+    _positions: list[int] = field(default_factory=list, repr=False)
+    _children: list[tuple[str, nn.Module]] = field(default_factory=list, repr=False)
+
+    @property
+    def num_pieces(self) -> int:
+        return len(self.cuts) + 1
+
+    def find(self, name: str) -> CutPoint:
+        """The cut point with this alias or node name.
+
+        Raises:
+            SplitError: no cut point has that name; the message lists nearby ones.
+        """
+        for cut in self.cuts:
+            if name == cut.node or name in cut.aliases:
+                return cut
+        import difflib
+
+        names = [a for c in self.cuts for a in c.aliases] + [c.node for c in self.cuts]
+        close = difflib.get_close_matches(name, names, n=5)
+        raise SplitError(
+            f"'{name}' is not a cut point of {type(self.model).__name__}"
+            + (f"; closest: {', '.join(close)}" if close else "")
+            + ". A cut must sit where one tensor carries the whole forward (for example after a "
+            "residual block, not inside it); list them with `python -m splitnet plan --model ... "
+            "--list-cuts` or Chain.cuts."
+        )
+
+    def module(self, start: int, stop: int) -> nn.Module:
+        """A module computing pieces ``start .. stop-1`` (``0 <= start < stop <= num_pieces``)."""
+        if not 0 <= start < stop <= self.num_pieces:
+            raise SplitError(f"piece range [{start}, {stop}) is outside 0..{self.num_pieces}")
+        if self.method == "sequential":
+            return _sequential_range(self, start, stop)
+        return _graph_range(self, start, stop)
+
+
+def _node_shape(node: fx.Node) -> tuple[int, ...] | None:
+    meta = node.meta.get("tensor_meta")
+    if isinstance(meta, TensorMetadata):
+        return tuple(meta.shape)
+    return None
+
+
+def _aliases(order: list[fx.Node], pos: int) -> tuple[str, ...]:
+    """Module paths that contain node ``pos`` and no later node: their forward ends here."""
+    stack = list(order[pos].meta.get("nn_module_stack", {}))
+    if order[pos].op == "call_module":
+        stack = [*stack, order[pos].target] if order[pos].target not in stack else stack
+    later: set[str] = set()
+    for node in order[pos + 1 :]:
+        if node.op == "output":
+            continue
+        later.update(node.meta.get("nn_module_stack", {}))
+        if node.op == "call_module":
+            later.add(node.target)
+    ending = [p for p in stack if p and p not in later]
+    return tuple(sorted(dict.fromkeys(ending), key=lambda p: p.count(".")))
+
+
+def _label(gm: fx.GraphModule, aliases: tuple[str, ...], node: str) -> str:
+    containers = [a for a in aliases if any(True for _ in gm.get_submodule(a).children())]
+    if containers:
+        return containers[-1]
+    return aliases[-1] if aliases else node
+
+
+def _default_arguments(model: nn.Module) -> dict:
+    """Every forward argument after the first that has a default is traced at that default."""
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return {}
+    return {
+        p.name: p.default
+        for p in params[1:]
+        if p.default is not inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+
+
+def _rewrite_functional_dropout(gm: fx.GraphModule, traced_training: bool) -> None:
+    """Make ``F.dropout(x, p, training=self.training)`` follow the mode at run time."""
+    for i, node in enumerate(list(gm.graph.nodes)):
+        if node.op == "call_function" and node.target in _DROPOUT_FUNCTIONS:
+            p = node.kwargs.get("p", node.args[1] if len(node.args) > 1 else 0.5)
+            training = node.kwargs.get("training", node.args[2] if len(node.args) > 2 else True)
+            if not isinstance(p, (int, float)) or training is not traced_training:
+                continue  # a constant mode chosen on purpose (e.g. MC dropout): keep it
+            name = f"_splitnet_dropout_{i}"
+            gm.add_submodule(name, _DROPOUT_FUNCTIONS[node.target](p=float(p)).train(traced_training))
+            with gm.graph.inserting_after(node):
+                new = gm.graph.call_module(name, (node.args[0],))
+            new.meta = dict(node.meta)
+            node.replace_all_uses_with(new)
+            gm.graph.erase_node(node)
+    gm.graph.lint()
+    gm.recompile()
+
+
+def trace(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    leaf_modules: Sequence[type | str] = (),
+) -> Chain:
+    """Find every cut point of ``model`` and return it as a :class:`Chain`.
+
+    Args:
+        model: any ``nn.Module`` taking one tensor. timm models trace with timm's own leaf
+            registrations; others must be torch.fx traceable, or an ``nn.Sequential``.
+        example_input: one batch (at least 2 samples, so batch norm can run in train mode);
+            used to record the shape and dtype at every cut.
+        leaf_modules: module classes or qualified names to keep opaque while tracing (use it
+            for submodules with data-dependent control flow).
+
+    Returns:
+        The chain; ``chain.module(0, chain.num_pieces)`` computes the same output as ``model``.
+
+    Raises:
+        TraceFailure: the model cannot be traced and is not an ``nn.Sequential``; the message
+            names the submodule that failed and how to fix it.
+        SplitError: the example input is rejected by the model.
+    """
+    if not isinstance(example_input, torch.Tensor):
+        raise SplitError(f"example_input must be one tensor, got {type(example_input).__name__}")
+    tracer = _Tracer(leaf_modules)
+    try:
+        graph = tracer.trace(model, concrete_args=_default_arguments(model))
+    except Exception as exc:
+        if isinstance(model, nn.Sequential):
+            return _sequential_chain(model, example_input)
+        where = ".".join(p for p in tracer.path if p) or "the top-level forward"
+        cls = type(model.get_submodule(tracer.path[-1])).__name__ if tracer.path and tracer.path[-1] else ""
+        raise TraceFailure(
+            f"cannot trace {type(model).__name__}: torch.fx failed inside '{where}'"
+            + (f" ({cls})" if cls else "")
+            + f": {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+            "Fix: pass leaf_modules=[<that module class or name>] to keep it opaque, register "
+            "non-traceable helper functions with timm.layers.register_notrace_function, or give "
+            "an nn.Sequential of blocks (cut between its children)."
+        ) from exc
+    gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
+    _rewrite_functional_dropout(gm, model.training)
+    _propagate_shapes(gm, model, example_input)
+    order = list(gm.graph.nodes)
+    positions = _cut_positions(order)
+    cuts = []
+    for i, p in enumerate(positions):
+        aliases = _aliases(order, p)
+        cuts.append(
+            CutPoint(
+                i,
+                order[p].name,
+                aliases,
+                _label(gm, aliases, order[p].name),
+                _node_shape(order[p]),
+                order[p].meta["tensor_meta"].dtype,
+            )
+        )
+    output = order[-1].args[0]
+    out_shape = _node_shape(output) if isinstance(output, fx.Node) else None
+    return Chain(model, gm, cuts, tuple(example_input.shape), out_shape, "fx", positions)
+
+
+def _propagate_shapes(gm: fx.GraphModule, model: nn.Module, example: torch.Tensor) -> None:
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(example)
+    except Exception as exc:
+        raise SplitError(
+            f"{type(model).__name__} rejected an input of shape {tuple(example.shape)}: "
+            f"{type(exc).__name__}: {exc}. Pass an example input the model accepts (check the "
+            "channel count and the image size it was built for, e.g. timm's img_size=)."
+        ) from exc
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+
+
+def _depends_on_input(order: list[fx.Node]) -> set[fx.Node]:
+    dependent: set[fx.Node] = {order[0]}  # the input; other placeholders keep their defaults
+    for node in order[1:]:
+        if any(a in dependent for a in node.all_input_nodes):
+            dependent.add(node)
+    return dependent
+
+
+def _cut_positions(order: list[fx.Node]) -> list[int]:
+    """Positions of nodes after which no other input-dependent value is still needed."""
+    dependent = _depends_on_input(order)
+    index = {n: i for i, n in enumerate(order)}
+    last_use = {n: max((index[u] for u in n.users), default=index[n]) for n in dependent}
+    final = order[-1].args[0]
+    positions = []
+    reach = 0  # furthest position any earlier dependent value is still used at
+    for pos, node in enumerate(order[:-1]):
+        if node in dependent and node.op != "placeholder":
+            if (
+                reach <= pos
+                and node is not final
+                and isinstance(node.meta.get("tensor_meta"), TensorMetadata)
+                and any(index[u] > pos for u in node.users)
+            ):
+                positions.append(pos)
+        if node in dependent:
+            reach = max(reach, last_use[node])
+    return positions
+
+
+def _graph_range(chain: Chain, start: int, stop: int) -> fx.GraphModule:
+    order = list(chain.graph_module.graph.nodes)
+    first = 0 if start == 0 else chain._positions[start - 1] + 1
+    last = len(order) - 2 if stop == chain.num_pieces else chain._positions[stop - 1]
+    dependent = _depends_on_input(order)
+    graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    if start == 0:
+        env[order[0]] = graph.placeholder(order[0].name)
+    else:
+        carried = order[chain._positions[start - 1]]
+        env[carried] = graph.placeholder(carried.name)
+
+    def materialise(node: fx.Node) -> fx.Node:
+        if node not in env:
+            if node in dependent:
+                raise AssertionError(f"value {node.name} crosses a cut")  # guarded by _cut_positions
+            for arg in node.all_input_nodes:
+                materialise(arg)
+            env[node] = graph.node_copy(node, lambda n: env[n])
+        return env[node]
+
+    for node in order[first : last + 1]:
+        if node in dependent and node not in env:
+            for arg in node.all_input_nodes:
+                materialise(arg)
+            env[node] = graph.node_copy(node, lambda n: env[n])
+    if stop == chain.num_pieces:
+        result = fx.map_arg(order[-1].args[0], materialise)
+    else:
+        result = env[order[last]]
+    graph.output(result)
+    module = fx.GraphModule(chain.graph_module, graph, f"{type(chain.model).__name__}Pieces{start}to{stop}")
+    module.graph.eliminate_dead_code()
+    module.recompile()
+    return module
+
+
+class _SequentialRange(nn.Sequential):
+    """Consecutive children of an nn.Sequential (the structural fallback)."""
+
+
+def _flatten_sequential(model: nn.Sequential, prefix: str = "") -> list[tuple[str, nn.Module]]:
+    flat = []
+    for name, child in model.named_children():
+        path = f"{prefix}{name}"
+        if type(child) is nn.Sequential:
+            flat += _flatten_sequential(child, path + ".")
+        else:
+            flat.append((path, child))
+    return flat
+
+
+def _sequential_chain(model: nn.Sequential, example: torch.Tensor) -> Chain:
+    children = _flatten_sequential(model)
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    shapes, dtypes = [], []
+    try:
+        with torch.no_grad():
+            h = example
+            for path, child in children:
+                h = child(h)
+                if not isinstance(h, torch.Tensor):
+                    raise TraceFailure(
+                        f"cannot split {type(model).__name__}: child '{path}' returns "
+                        f"{type(h).__name__}, not one tensor"
+                    )
+                shapes.append(tuple(h.shape))
+                dtypes.append(h.dtype)
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+    cuts = [
+        CutPoint(i, path.replace(".", "_"), (path,), path, shapes[i], dtypes[i])
+        for i, (path, _) in enumerate(children[:-1])
+    ]
+    return Chain(model, None, cuts, tuple(example.shape), shapes[-1], "sequential", list(range(len(cuts))), children)
+
+
+def _sequential_range(chain: Chain, start: int, stop: int) -> nn.Module:
+    return _SequentialRange(*[child for _, child in chain._children[start:stop]])
