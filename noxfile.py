@@ -167,9 +167,7 @@ def lint(session: nox.Session) -> None:
     digests = {p.relative_to(ROOT): hashlib.sha256(p.read_bytes()).hexdigest() for p in REGISTRY_COPIES}
     if len(set(digests.values())) != 1:
         listing = "\n".join(f"  {d[:12]}  {p}" for p, d in digests.items())
-        session.error(
-            "the _registry.py copies differ; edit one and copy it over the others:\n" + listing
-        )
+        session.error("the _registry.py copies differ; edit one and copy it over the others:\n" + listing)
     session.log(f"{len(digests)} registry copies are identical")
 
 

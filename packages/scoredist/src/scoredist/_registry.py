@@ -20,9 +20,10 @@ import fnmatch
 import os
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Iterable
+from typing import Any
 
 HERMETIC_ENV = "LOCALKIT_DISABLE_PLUGIN_AUTOLOAD"
 

@@ -7,3 +7,7 @@ class SplitError(ValueError):
 
 class TraceFailure(SplitError):
     """The model cannot be turned into a chain of cut points."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A local or task loss became NaN or infinite; training stops at that step."""

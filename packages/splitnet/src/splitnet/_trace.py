@@ -38,7 +38,7 @@ _DROPOUT_FUNCTIONS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _forward_reads_training(cls: type) -> bool:
     if cls.forward is nn.Module.forward:
         return False
@@ -93,7 +93,8 @@ class CutPoint:
         aliases: module paths whose forward ends exactly here, outermost first
             (``("layer1", "layer1.17", "layer1.17.act")``); empty for root-level code.
         label: the name shown in tables: the deepest alias that is a container module (a
-            block rather than its final activation), else the deepest alias, else ``node``.
+            block rather than its final activation), else the deepest alias, else the node
+            inside its innermost module (``"layer1.3[add_7]"``), else ``node``.
         shape: the carried tensor's shape at the traced batch size, batch dimension first.
         dtype: its dtype.
     """
@@ -140,7 +141,7 @@ class Chain:
             SplitError: no cut point has that name; the message lists nearby ones.
         """
         for cut in self.cuts:
-            if name == cut.node or name in cut.aliases:
+            if name in (cut.node, cut.label) or name in cut.aliases:
                 return cut
         import difflib
 
@@ -170,27 +171,31 @@ def _node_shape(node: fx.Node) -> tuple[int, ...] | None:
     return None
 
 
+def _module_paths(node: fx.Node) -> list[str]:
+    """Module paths enclosing ``node`` (fx marks repeated calls as ``path@2``; drop that)."""
+    paths = [p.split("@")[0] for p in node.meta.get("nn_module_stack", {})]
+    if node.op == "call_module":
+        paths.append(node.target)
+    return list(dict.fromkeys(p for p in paths if p))
+
+
 def _aliases(order: list[fx.Node], pos: int) -> tuple[str, ...]:
     """Module paths that contain node ``pos`` and no later node: their forward ends here."""
-    stack = list(order[pos].meta.get("nn_module_stack", {}))
-    if order[pos].op == "call_module":
-        stack = [*stack, order[pos].target] if order[pos].target not in stack else stack
     later: set[str] = set()
-    for node in order[pos + 1 :]:
-        if node.op == "output":
-            continue
-        later.update(node.meta.get("nn_module_stack", {}))
-        if node.op == "call_module":
-            later.add(node.target)
-    ending = [p for p in stack if p and p not in later]
-    return tuple(sorted(dict.fromkeys(ending), key=lambda p: p.count(".")))
+    for node in order[pos + 1 : -1]:
+        later.update(_module_paths(node))
+    ending = [p for p in _module_paths(order[pos]) if p not in later]
+    return tuple(sorted(ending, key=lambda p: p.count(".")))
 
 
-def _label(gm: fx.GraphModule, aliases: tuple[str, ...], node: str) -> str:
+def _label(gm: fx.GraphModule, aliases: tuple[str, ...], node: fx.Node) -> str:
     containers = [a for a in aliases if any(True for _ in gm.get_submodule(a).children())]
     if containers:
         return containers[-1]
-    return aliases[-1] if aliases else node
+    if aliases:
+        return aliases[-1]
+    enclosing = _module_paths(node)
+    return f"{enclosing[-1]}[{node.name}]" if enclosing else node.name
 
 
 def _default_arguments(model: nn.Module) -> dict:
@@ -280,7 +285,7 @@ def trace(
                 i,
                 order[p].name,
                 aliases,
-                _label(gm, aliases, order[p].name),
+                _label(gm, aliases, order[p]),
                 _node_shape(order[p]),
                 order[p].meta["tensor_meta"].dtype,
             )
@@ -324,14 +329,15 @@ def _cut_positions(order: list[fx.Node]) -> list[int]:
     positions = []
     reach = 0  # furthest position any earlier dependent value is still used at
     for pos, node in enumerate(order[:-1]):
-        if node in dependent and node.op != "placeholder":
-            if (
-                reach <= pos
-                and node is not final
-                and isinstance(node.meta.get("tensor_meta"), TensorMetadata)
-                and any(index[u] > pos for u in node.users)
-            ):
-                positions.append(pos)
+        if (
+            node in dependent
+            and node.op != "placeholder"
+            and reach <= pos
+            and node is not final
+            and isinstance(node.meta.get("tensor_meta"), TensorMetadata)
+            and any(index[u] > pos for u in node.users)
+        ):
+            positions.append(pos)
         if node in dependent:
             reach = max(reach, last_use[node])
     return positions
@@ -414,7 +420,9 @@ def _sequential_chain(model: nn.Sequential, example: torch.Tensor) -> Chain:
         CutPoint(i, path.replace(".", "_"), (path,), path, shapes[i], dtypes[i])
         for i, (path, _) in enumerate(children[:-1])
     ]
-    return Chain(model, None, cuts, tuple(example.shape), shapes[-1], "sequential", list(range(len(cuts))), children)
+    return Chain(
+        model, None, cuts, tuple(example.shape), shapes[-1], "sequential", list(range(len(cuts))), children
+    )
 
 
 def _sequential_range(chain: Chain, start: int, stop: int) -> nn.Module:

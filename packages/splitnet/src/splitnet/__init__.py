@@ -1,0 +1,52 @@
+"""splitnet: split any timm or PyTorch model into gradient-isolated local modules.
+
+Trace a model into a chain of cut points, plan K stages (even, memory- or time-balanced,
+the paper's hand-picked cuts, or a memory budget), split it into a :class:`LocalNet` whose
+inference equals the original model, and train each stage on a local objective.
+
+Example:
+    >>> import torch, splitnet
+    >>> model = splitnet.create_backbone("cifar_resnet32", num_classes=10)
+    >>> net = splitnet.split(model, splitnet.plan(model, 4, balance="memory"))
+    >>> opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    >>> result = net.local_step(torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,)))
+    >>> opt.step()
+    >>> len(result.losses)
+    4
+"""
+
+from ._backbones import backbone_provenance, create_backbone, list_backbones
+from ._errors import NonFiniteLossError, SplitError, TraceFailure
+from ._heads import create_head, list_heads
+from ._localnet import LocalNet, StepResult, split
+from ._objectives import create_objective, list_objectives
+from ._plan import Plan, plan
+from ._registry import DuplicateEntryError, PluginLoadError, RegistryError, UnknownEntryError
+from ._trace import Chain, CutPoint, trace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Chain",
+    "CutPoint",
+    "DuplicateEntryError",
+    "LocalNet",
+    "NonFiniteLossError",
+    "Plan",
+    "PluginLoadError",
+    "RegistryError",
+    "SplitError",
+    "StepResult",
+    "TraceFailure",
+    "UnknownEntryError",
+    "backbone_provenance",
+    "create_backbone",
+    "create_head",
+    "create_objective",
+    "list_backbones",
+    "list_heads",
+    "list_objectives",
+    "plan",
+    "split",
+    "trace",
+]

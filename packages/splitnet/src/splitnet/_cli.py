@@ -1,0 +1,231 @@
+"""Command line: ``python -m splitnet {list,plan,memory,train,demo} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ._registry import RegistryError
+
+GROUPS = ("backbones", "objectives", "heads", "datasets")
+
+
+def parse_value(text: str):
+    """``"3"`` -> 3, ``"0.5"`` -> 0.5, ``"true"`` -> True, ``"5,0"`` -> (5, 0), else the string."""
+    if "," in text:
+        return tuple(parse_value(part) for part in text.split(","))
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_options(pairs: list[str] | None, flag: str) -> dict:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``; a clear error for anything else."""
+    options = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"error: {flag} takes name=value, got {pair!r}")
+        options[name.replace("-", "_")] = parse_value(value)
+    return options
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model", required=True, help="backbone: a splitnet.backbones entry or any timm model name"
+    )
+    p.add_argument(
+        "--model-opt", action="append", metavar="NAME=VALUE", help="keyword for the backbone factory"
+    )
+    p.add_argument(
+        "--input-size",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="one input's shape, e.g. 3 32 32 (default: the model's own)",
+    )
+
+
+def _add_plan_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--k", type=int, help="number of local modules")
+    p.add_argument(
+        "--balance",
+        default="memory",
+        help="even | memory | time | a named plan of the model (infopro, infopro*)",
+    )
+    p.add_argument(
+        "--cuts", nargs="+", metavar="CUT", help="explicit cut points (module paths), in forward order"
+    )
+    p.add_argument("--budget-mib", type=float, help="smallest K whose peak saved memory fits this many MiB")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size the memory figures refer to")
+    p.add_argument("--objective", default="greedy", help="splitnet.objectives entry costed at each cut")
+    p.add_argument("--objective-opt", action="append", metavar="NAME=VALUE", help="option for the objective")
+    p.add_argument("--num-classes", type=int, help="classes of the task (default: from the output shape)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _build_plan(args):
+    import torch
+
+    from ._backbones import create_backbone
+    from ._plan import example_batch, plan
+
+    torch.manual_seed(0)
+    model = create_backbone(args.model, **parse_options(args.model_opt, "--model-opt"))
+    x = example_batch(model, args.input_size)
+    p = plan(
+        model,
+        args.k,
+        balance=args.balance,
+        cuts=args.cuts,
+        budget_bytes=None if args.budget_mib is None else int(args.budget_mib * 2**20),
+        batch_size=args.batch_size,
+        example_input=x,
+        objective=args.objective,
+        objective_options=parse_options(args.objective_opt, "--objective-opt"),
+        num_classes=args.num_classes,
+        measure_memory=True,
+    )
+    return model, x, p
+
+
+def _cmd_list(args) -> int:
+    from ._registry import Registry
+
+    groups = GROUPS if args.group == "all" else (args.group,)
+    rows = []
+    problems = []
+    for group in groups:
+        registry = Registry(f"splitnet.{group}", owner="splitnet", kind=group[:-1])
+        for entry in registry.entries(args.pattern):
+            rows.append(entry.as_dict())
+        if args.check:
+            problems += [str(e) for e in registry.load_all(args.pattern)[1]]
+    if args.json:
+        print(json.dumps({"entries": rows, "problems": problems}, indent=2))
+    else:
+        header = ("group", "name", "distribution", "version", "entry point")
+        table = [header] + [
+            (r["group"], r["name"], r["distribution"], r["version"], r["value"]) for r in rows
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        for row in table:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print(
+            "\ntimm's own models are accepted too: python -c \"import timm; print(timm.list_models('resnet*'))\""
+        )
+        for problem in problems:
+            print(f"PROBLEM: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _cmd_plan(args) -> int:
+    model, _, p = _build_plan(args)
+    if args.list_cuts:
+        rows = [
+            {"index": c.index, "label": c.label, "aliases": list(c.aliases), "shape": list(c.shape[1:])}
+            for c in p.chain.cuts
+        ]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            for r in rows:
+                print(f"{r['index']:4d}  {r['label']:40s}  {'x'.join(map(str, r['shape']))}")
+        return 0
+    print(json.dumps({"model": args.model, **p.to_dict()}, indent=2) if args.json else p.table())
+    return 0
+
+
+def _cmd_memory(args) -> int:
+    from ._peak import measure_peak
+
+    model, x, p = _build_plan(args)
+    report = {
+        "model": args.model,
+        "input_size": list(x.shape[1:]),
+        **p.to_dict(),
+        "ledger": "bytes autograd saves for backward (unique storages), peak over the step; "
+        "measured at batch 2 and 4, exact at any batch size (affine)",
+    }
+    if args.real:
+        common = {
+            "model": args.model,
+            "model_options": parse_options(args.model_opt, "--model-opt"),
+            "input_size": list(x.shape[1:]),
+            "batch_size": p.batch_size,
+            "device": args.device,
+        }
+        e2e = measure_peak({**common, "mode": "e2e"})
+        local = measure_peak(
+            {
+                **common,
+                "mode": "local",
+                "cuts": [c.label for c in p.cuts],
+                "objective": p.objective,
+                "objective_options": p.objective_options,
+            }
+        )
+        report["real"] = {
+            "e2e_peak_bytes": e2e["peak_bytes"],
+            "local_peak_bytes": local["peak_bytes"],
+            "ratio": local["peak_bytes"] / e2e["peak_bytes"],
+            "method": e2e["method"],
+        }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(p.table())
+        if args.real:
+            r = report["real"]
+            print(
+                f"real peak ({r['method']}): end-to-end {r['e2e_peak_bytes'] / 2**20:.1f} MiB, "
+                f"local {r['local_peak_bytes'] / 2**20:.1f} MiB ({r['ratio']:.1%})"
+            )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m splitnet", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "list", help="list registered backbones, objectives, heads, datasets (imports nothing)"
+    )
+    p.add_argument("group", nargs="?", default="all", choices=("all", *GROUPS))
+    p.add_argument("--pattern", default="*", help="fnmatch pattern, e.g. 'cifar_*'")
+    p.add_argument("--check", action="store_true", help="also import every entry and report broken plugins")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("plan", help="show where a model is cut into K local modules")
+    _add_model_args(p)
+    _add_plan_args(p)
+    p.add_argument("--list-cuts", action="store_true", help="list every cut point instead")
+    p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("memory", help="saved-for-backward ledger (and real peak) of local vs end-to-end")
+    _add_model_args(p)
+    _add_plan_args(p)
+    p.add_argument("--real", action="store_true", help="also measure the real peak in fresh subprocesses")
+    p.add_argument("--device", default="cpu", help="device for --real (cpu or cuda)")
+    p.set_defaults(func=_cmd_memory)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m splitnet`` and the ``splitnet`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (RegistryError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

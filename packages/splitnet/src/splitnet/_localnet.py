@@ -1,0 +1,216 @@
+"""LocalNet: a model cut into K gradient-isolated stages, and its local training step."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ._errors import NonFiniteLossError, SplitError
+from ._objectives import OBJECTIVES, check_targets, create_objective
+from ._plan import Plan, default_task_loss
+from ._plan import plan as make_plan
+
+
+@dataclass
+class StepResult:
+    """What one local training step returns.
+
+    Attributes:
+        losses: the loss of every stage (objectives, then the task loss), detached.
+        output: the last stage's output (the model's prediction), detached.
+    """
+
+    losses: list[torch.Tensor]
+    output: torch.Tensor
+
+    @property
+    def task_loss(self) -> torch.Tensor:
+        """The last stage's loss."""
+        return self.losses[-1]
+
+
+class LocalNet(nn.Module):
+    """A model as K stages; each stage trains on its own local objective.
+
+    ``forward`` is the plain chain of stages and equals the original model's output.
+    :meth:`local_step` trains: for every stage, forward, its local loss, backward, then
+    the output is detached before the next stage, so no gradient crosses a cut and each
+    stage's activations are freed before the next stage runs.
+
+    Attributes:
+        stages: the K stage modules (they share parameters with the original model).
+        objectives: the K - 1 local objectives, one per cut (with their auxiliary nets).
+        plan: the plan the net was built from.
+    """
+
+    def __init__(
+        self,
+        stages: Sequence[nn.Module],
+        objectives: Sequence[nn.Module],
+        task_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        plan: Plan | None = None,
+        num_classes: int | None = None,
+        task: str = "classification",
+    ):
+        super().__init__()
+        if len(objectives) != len(stages) - 1:
+            raise SplitError(f"{len(stages)} stages need {len(stages) - 1} objectives, got {len(objectives)}")
+        self.stages = nn.ModuleList(stages)
+        self.objectives = nn.ModuleList(objectives)
+        self.task_loss = task_loss
+        self.plan = plan
+        self.num_classes = num_classes
+        self.task = task
+
+    @property
+    def k(self) -> int:
+        """Number of stages."""
+        return len(self.stages)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+    def stage_parameters(self, k: int) -> list[nn.Parameter]:
+        """Parameters trained by stage ``k``: the stage's own and its objective's."""
+        params = list(self.stages[k].parameters())
+        if k < len(self.objectives):
+            params += list(self.objectives[k].parameters())
+        return params
+
+    def local_step(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        *,
+        loss_scale: float = 1.0,
+        autocast_dtype: torch.dtype | None = None,
+        grad_scaler: torch.amp.GradScaler | None = None,
+        check_labels: bool = True,
+    ) -> StepResult:
+        """Forward and backward every stage on its local loss; gradients accumulate in ``.grad``.
+
+        Call ``optimizer.step()`` afterwards (any optimizer over ``self.parameters()``). For
+        gradient accumulation call this several times with ``loss_scale=1/n`` before stepping.
+
+        Args:
+            inputs: a batch of inputs.
+            targets: class labels ``(B,)``, or ``(B, H, W)`` for segmentation (255 ignored).
+            loss_scale: multiplies every loss before backward.
+            autocast_dtype: run forward passes and losses under ``torch.autocast`` with this
+                dtype (``torch.bfloat16`` on CPU; ``float16``/``bfloat16`` on CUDA).
+            grad_scaler: a ``torch.amp.GradScaler`` for float16 training.
+            check_labels: validate label ranges (one cheap reduction per step).
+
+        Returns:
+            The detached losses and output.
+
+        Raises:
+            NonFiniteLossError: a loss is NaN or infinite; names the stage and the loss.
+            ValueError: labels outside ``0 .. num_classes - 1``.
+        """
+        if check_labels and self.num_classes is not None:
+            check_targets(targets, self.num_classes, self.task, "LocalNet.local_step")
+        device_type = inputs.device.type
+        h = inputs
+        losses = []
+        for k, stage in enumerate(self.stages):
+            amp = (
+                torch.autocast(device_type, dtype=autocast_dtype)
+                if autocast_dtype is not None
+                else contextlib.nullcontext()
+            )
+            with amp:
+                out = stage(h)
+                if k < len(self.objectives):
+                    loss = self.objectives[k](out, inputs, targets)
+                else:
+                    loss = self.task_loss(out, targets)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                what = (
+                    f"objective {k + 1} of {len(self.objectives)}"
+                    if k < len(self.objectives)
+                    else "the task loss"
+                )
+                raise NonFiniteLossError(
+                    f"stage {k + 1} of {self.k}: {what} is {value}. Lower the learning rate, check the "
+                    "inputs for NaN/inf, or use bfloat16 instead of float16."
+                )
+            scaled = loss * loss_scale
+            (grad_scaler.scale(scaled) if grad_scaler is not None else scaled).backward()
+            losses.append(loss.detach())
+            h = out.detach()
+        return StepResult(losses, h)
+
+    def compile_stages(self, **kwargs) -> LocalNet:
+        """``torch.compile`` every stage and objective in place (state-dict keys unchanged)."""
+        for module in (*self.stages, *self.objectives):
+            module.compile(**kwargs)
+        return self
+
+
+def split(
+    model: nn.Module,
+    plan: Plan | int,
+    *,
+    objective: str | None = None,
+    objective_options: dict | None = None,
+    task_loss: Callable | None = None,
+) -> LocalNet:
+    """Cut ``model`` as ``plan`` says and attach a local objective at every cut.
+
+    Args:
+        model: the model the plan was made for.
+        plan: a :class:`Plan`, or an int K for a memory-balanced plan with default settings.
+        objective: ``splitnet.objectives`` entry to train each cut with (default: the one the
+            plan was costed with, ``greedy`` unless said otherwise).
+        objective_options: options for it (default: the plan's).
+        task_loss: ``(output, targets) -> loss`` of the last stage (default: cross-entropy,
+            ignoring label 255 for segmentation).
+
+    Returns:
+        A :class:`LocalNet` whose stages share parameters with ``model``.
+
+    Raises:
+        SplitError: the plan belongs to another model.
+        UnknownEntryError: the objective is not installed.
+
+    Example:
+        >>> import torch, splitnet
+        >>> model = splitnet.create_backbone("cifar_resnet20").eval()
+        >>> net = splitnet.split(model, splitnet.plan(model, 3)).eval()
+        >>> x = torch.randn(2, 3, 32, 32)
+        >>> bool(torch.equal(net(x), model(x)))
+        True
+    """
+    if isinstance(plan, int):
+        plan = make_plan(model, plan)
+    if plan.chain.model is not model:
+        raise SplitError("this plan was made for another model; call splitnet.plan(model, ...) on this one")
+    name = objective or plan.objective
+    options = dict(plan.objective_options if objective_options is None else objective_options)
+    OBJECTIVES.entry(name)
+    stages = [plan.chain.module(a, b) for a, b in plan.stages]
+    for stage in stages:
+        stage.train(model.training)
+    context = plan.context
+    objectives = [
+        create_objective(name, **context(cut, i, plan.k - 1), **options) for i, cut in enumerate(plan.cuts)
+    ]
+    device = next(model.parameters()).device
+    objectives = [o.to(device) for o in objectives]
+    return LocalNet(
+        stages,
+        objectives,
+        task_loss or default_task_loss(context.task),
+        plan,
+        context.num_classes,
+        context.task,
+    )

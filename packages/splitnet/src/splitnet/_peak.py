@@ -1,0 +1,121 @@
+"""The real peak memory of one training step, measured in a fresh subprocess.
+
+CPU: the process's resident-set high-water mark (``VmHWM``) is reset right before the step
+(``/proc/self/clear_refs``) and read after it; glibc is told to map every allocation of
+64 KiB or more directly, so freed tensors leave the resident set at once and the mark tracks
+live memory. CUDA: ``torch.cuda.max_memory_allocated`` over the step. Both report the
+growth over what was resident before the step (model, optimizer-free gradients, inputs).
+
+Run as ``python -m splitnet._peak '<json spec>'``; use :func:`measure_peak` from Python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+_STATUS = "/proc/self/status"
+
+
+def _status_kib(key: str) -> int:
+    with open(_STATUS) as f:
+        return int(re.search(rf"{key}:\s+(\d+)", f.read()).group(1))
+
+
+def measure_peak(spec: dict, timeout: float = 1800.0) -> dict:
+    """Measure the peak memory of one training step in a fresh Python process.
+
+    Args:
+        spec: ``model`` (a backbone name), ``model_options``, ``input_size`` ``[C, H, W]``,
+            ``batch_size``, ``mode`` (``"e2e"`` or ``"local"``), and for local mode ``cuts``
+            (labels), ``objective``, ``objective_options``; optional ``device`` (``"cpu"``,
+            ``"cuda"``), ``threads``.
+        timeout: seconds before the measurement is abandoned.
+
+    Returns:
+        ``{"peak_bytes": ..., "baseline_bytes": ..., "method": ...}``.
+
+    Raises:
+        RuntimeError: the subprocess failed; the message carries its error output.
+    """
+    if sys.platform != "linux" and spec.get("device", "cpu") == "cpu":
+        raise RuntimeError("CPU peak measurement reads /proc and needs Linux; use device='cuda' elsewhere")
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    proc = subprocess.run(
+        [sys.executable, "-m", "splitnet._peak", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"peak measurement of {spec.get('model')} ({spec.get('mode')}) failed:\n" + proc.stderr[-3000:]
+        )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _run(spec: dict) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from ._backbones import create_backbone
+    from ._localnet import split
+    from ._plan import plan
+
+    if spec.get("threads"):
+        torch.set_num_threads(int(spec["threads"]))
+    device = torch.device(spec.get("device", "cpu"))
+    torch.manual_seed(0)
+    model = create_backbone(spec["model"], **spec.get("model_options", {})).to(device).train()
+    x = torch.randn(spec["batch_size"], *spec["input_size"], device=device)
+    if spec["mode"] == "e2e":
+        num_classes = model(x[:2]).shape[1]
+        y = torch.randint(0, num_classes, (x.shape[0],), device=device)
+
+        def step():
+            F.cross_entropy(model(x), y).backward()
+
+    else:
+        p = plan(
+            model,
+            cuts=spec["cuts"],
+            objective=spec.get("objective", "greedy"),
+            objective_options=spec.get("objective_options", {}),
+            example_input=x[:2],
+            measure_memory=False,
+        )
+        net = split(model, p).train()
+        y = torch.randint(0, p.context.num_classes, (x.shape[0],), device=device)
+
+        def step():
+            net.local_step(x, y, check_labels=False)
+
+    step()  # warm-up: gradient buffers, kernels and allocator pools exist from here on
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        step()
+        torch.cuda.synchronize()
+        return {
+            "peak_bytes": torch.cuda.max_memory_allocated() - before,
+            "baseline_bytes": before,
+            "method": f"cuda max_memory_allocated ({torch.cuda.get_device_name()})",
+        }
+    before = _status_kib("VmRSS") * 1024
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    step()
+    return {
+        "peak_bytes": _status_kib("VmHWM") * 1024 - before,
+        "baseline_bytes": before,
+        "method": "cpu resident-set high-water mark of a fresh process",
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(_run(json.loads(sys.argv[1]))))

@@ -1,0 +1,485 @@
+"""Plans: where to cut a model into K local modules.
+
+Balances: ``even`` (equal numbers of pieces), ``memory`` (minimise the largest stage's
+saved-for-backward bytes, objective auxiliary nets included, by an exact min-max contiguous
+partition), ``time`` (minimise the slowest stage's forward+backward time, for pipelining),
+a named plan the model carries (the paper's ``infopro`` / ``infopro*`` cuts for the CIFAR
+ResNets), explicit ``cuts``, or a memory ``budget_bytes`` (the smallest K that fits).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._errors import SplitError
+from ._layout import infer_layout, token_grid
+from ._memory import MemoryLedger, measure_ledger, measure_times
+from ._objectives import IGNORE_INDEX, create_objective
+from ._trace import Chain, CutPoint, trace
+
+BALANCES = ("even", "memory", "time")
+
+
+def default_task_loss(task: str):
+    """Cross-entropy; for segmentation with label 255 ignored."""
+    if task == "segmentation":
+        return lambda output, targets: F.cross_entropy(output, targets, ignore_index=IGNORE_INDEX)
+    return F.cross_entropy
+
+
+def example_batch(model: nn.Module, input_size: Sequence[int] | None, batch_size: int = 2) -> torch.Tensor:
+    """A random batch of the size the model expects (``input_size`` or the model's default)."""
+    if input_size is None:
+        input_size = getattr(model, "default_input_size", None)
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        input_size = input_size or cfg.get("input_size")
+    if input_size is None:
+        raise SplitError(
+            f"cannot tell what input {type(model).__name__} takes: pass example_input= (one batch) "
+            "or input_size=(C, H, W)"
+        )
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    return torch.randn(batch_size, *input_size, device=device)
+
+
+@dataclass
+class CutContext:
+    """What an objective factory is told about one cut (see docs/plugins.md)."""
+
+    chain: Chain
+    num_classes: int
+    task: str = "classification"
+    input_mean: tuple[float, ...] | None = None
+    input_std: tuple[float, ...] | None = None
+
+    def __call__(self, cut: CutPoint, index: int, num_cuts: int) -> dict:
+        input_shape = tuple(self.chain.input_shape[1:])
+        layout = infer_layout(cut.feature_shape, input_shape)
+        grid, prefix = (None, 0)
+        if layout == "NLC":
+            grid, prefix = token_grid(self.chain.model, cut.feature_shape[0])
+        return {
+            "feature_shape": cut.feature_shape,
+            "layout": layout,
+            "token_grid": grid,
+            "num_prefix_tokens": prefix,
+            "input_shape": input_shape,
+            "input_mean": self.input_mean,
+            "input_std": self.input_std,
+            "num_classes": self.num_classes,
+            "task": self.task,
+            "index": index,
+            "num_cuts": num_cuts,
+        }
+
+
+def _targets(num_classes: int, task: str, inputs: torch.Tensor) -> torch.Tensor:
+    if task == "segmentation":
+        return torch.randint(0, num_classes, (inputs.shape[0], *inputs.shape[-2:]), device=inputs.device)
+    return torch.randint(0, num_classes, (inputs.shape[0],), device=inputs.device)
+
+
+def infer_num_classes(chain: Chain, task: str) -> int:
+    """The class count from the model's output shape: ``(B, C)`` or ``(B, C, H, W)``."""
+    shape = chain.output_shape
+    if shape is not None and (
+        (task == "classification" and len(shape) == 2) or (task == "segmentation" and len(shape) == 4)
+    ):
+        return int(shape[1])
+    raise SplitError(
+        f"cannot infer the number of classes from the model's output shape {shape} for a "
+        f"{task} task: pass num_classes="
+    )
+
+
+def iter_min_max_partitions(cost: list[list[float]], k_max: int):
+    """Yield ``(k, optimum, ends)`` for k = 1, 2, ... k_max: exact min-max contiguous partitions.
+
+    ``cost[a][b]`` is the cost of a stage of pieces ``a .. b-1``; a partition's value is its
+    largest stage cost. Dynamic programming, O(n^2) per k. ``ends`` lists each stage's end
+    piece (the last is ``n``); it is empty and the optimum ``inf`` when every partition into
+    k stages contains an infinite cost.
+    """
+    n = len(cost) - 1
+    prev = [0.0] + [math.inf] * n
+    choices: list[list[int]] = []
+    for k in range(1, k_max + 1):
+        row, pick = [math.inf] * (n + 1), [-1] * (n + 1)
+        for b in range(k, n + 1):
+            for a in range(k - 1, b):
+                value = prev[a] if prev[a] > cost[a][b] else cost[a][b]
+                if value < row[b]:
+                    row[b], pick[b] = value, a
+        choices.append(pick)
+        prev = row
+        ends: list[int] = []
+        if not math.isinf(row[n]):
+            b = n
+            for j in range(k, 0, -1):
+                ends.append(b)
+                b = choices[j - 1][b]
+        yield k, row[n], ends[::-1]
+
+
+def min_max_partition(cost: list[list[float]], k: int) -> tuple[float, list[int]]:
+    """The exact min-max partition of pieces into ``k`` contiguous stages (see above)."""
+    *_, (_, value, ends) = iter_min_max_partitions(cost, k)
+    return value, ends
+
+
+@dataclass
+class Plan:
+    """Where a model is cut into K local modules, with what it costs.
+
+    Attributes:
+        chain: the traced model.
+        ends: for each stage, the piece index it ends before (the last is ``num_pieces``).
+        balance: how the cuts were chosen.
+        objective: the ``splitnet.objectives`` name the cuts were costed with.
+        objective_options: the options given to it.
+        context: what objectives are told about each cut.
+        batch_size: the batch size memory figures refer to.
+        ledger: saved-bytes ledger (``None`` when not measured).
+        times: (piece seconds, objective seconds per cut) when measured.
+    """
+
+    chain: Chain
+    ends: list[int]
+    balance: str
+    objective: str
+    objective_options: dict
+    context: CutContext
+    batch_size: int
+    ledger: MemoryLedger | None = None
+    times: tuple[list[float], list[float]] | None = None
+    _costs: list[list[float]] | None = field(default=None, repr=False)
+
+    @property
+    def k(self) -> int:
+        """Number of local modules (stages)."""
+        return len(self.ends)
+
+    @property
+    def stages(self) -> list[tuple[int, int]]:
+        """``(first piece, end piece)`` of every stage."""
+        starts = [0, *self.ends[:-1]]
+        return list(zip(starts, self.ends))
+
+    @property
+    def cuts(self) -> list[CutPoint]:
+        """The K - 1 cut points between stages."""
+        return [self.chain.cuts[end - 1] for end in self.ends[:-1]]
+
+    def _cost_matrix(self) -> list[list[float]] | None:
+        if self.ledger is None:
+            return None
+        if self._costs is None:
+            self._costs = self.ledger.cost_matrix(self.batch_size)
+        return self._costs
+
+    @property
+    def stage_bytes(self) -> list[int] | None:
+        """Peak saved-for-backward bytes of each stage at :attr:`batch_size` (ledger)."""
+        costs = self._cost_matrix()
+        return None if costs is None else [int(costs[a][b]) for a, b in self.stages]
+
+    @property
+    def e2e_bytes(self) -> int | None:
+        """Saved-for-backward bytes of end-to-end training at :attr:`batch_size`."""
+        return None if self.ledger is None else self.ledger.e2e_bytes(self.batch_size)
+
+    @property
+    def stage_seconds(self) -> list[float] | None:
+        """Forward+backward seconds of each stage (measured at the example batch)."""
+        if self.times is None:
+            return None
+        piece, aux = self.times
+        return [sum(piece[a:b]) + (aux[b - 1] if b < self.chain.num_pieces else 0.0) for a, b in self.stages]
+
+    def to_dict(self) -> dict:
+        """A JSON-able summary."""
+        local = max(self.stage_bytes) if self.ledger is not None else None
+        return {
+            "k": self.k,
+            "balance": self.balance,
+            "objective": self.objective,
+            "objective_options": self.objective_options,
+            "cuts": [c.label for c in self.cuts],
+            "stages": [
+                {
+                    "pieces": [a, b - 1],
+                    "starts_after": self._cut_label(a - 1),
+                    "ends_at": self._cut_label(b - 1),
+                }
+                for a, b in self.stages
+            ],
+            "batch_size": self.batch_size,
+            "per_stage_bytes": self.stage_bytes,
+            "e2e_bytes": self.e2e_bytes,
+            "local_bytes": local,
+            "ratio": None if local is None else local / self.e2e_bytes,
+            "per_stage_seconds": self.stage_seconds,
+        }
+
+    def _cut_label(self, index: int) -> str:
+        if index < 0:
+            return "input"
+        if index < len(self.chain.cuts):
+            return self.chain.cuts[index].label
+        return "output"
+
+    def table(self) -> str:
+        """A human-readable table of the stages: pieces, output shape, bytes, share."""
+        stage_bytes = self.stage_bytes
+        seconds = self.stage_seconds
+        rows = [("stage", "pieces", "ends after", "output shape", "saved MiB", "share", "fwd+bwd ms")]
+        for i, (a, b) in enumerate(self.stages):
+            shape = self.chain.cuts[b - 1].shape if b - 1 < len(self.chain.cuts) else self.chain.output_shape
+            rows.append(
+                (
+                    str(i + 1),
+                    f"{a}-{b - 1}",
+                    self._cut_label(b - 1),
+                    "x".join(map(str, shape[1:])) if shape else "?",
+                    f"{stage_bytes[i] / 2**20:.1f}" if stage_bytes else "-",
+                    f"{stage_bytes[i] / self.e2e_bytes:.1%}" if stage_bytes else "-",
+                    f"{seconds[i] * 1e3:.1f}" if seconds else "-",
+                )
+            )
+        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        head = (
+            f"{type(self.chain.model).__name__}: K={self.k}, balance={self.balance}, "
+            f"objective={self.objective}, batch size {self.batch_size}"
+        )
+        if self.ledger is not None:
+            local = max(stage_bytes)
+            head += (
+                f"\nend-to-end saved {self.e2e_bytes / 2**20:.1f} MiB; local peak {local / 2**20:.1f} MiB "
+                f"({local / self.e2e_bytes:.1%} of end-to-end)"
+            )
+        return head + "\n" + "\n".join(lines)
+
+
+def _build_objectives(context: CutContext, name: str, options: dict, cut_indices) -> tuple[dict, dict]:
+    built, failures = {}, {}
+    num_cuts = len(context.chain.cuts)
+    for i in cut_indices:
+        try:
+            built[i] = create_objective(name, **context(context.chain.cuts[i], i, num_cuts), **options)
+        except (ValueError, TypeError, NotImplementedError, RuntimeError) as exc:
+            failures[i] = f"{type(exc).__name__}: {exc}"
+    return built, failures
+
+
+def plan(
+    model: nn.Module,
+    k: int | None = None,
+    *,
+    balance: str = "memory",
+    cuts: Sequence[str | int] | None = None,
+    budget_bytes: int | None = None,
+    batch_size: int | None = None,
+    example_input: torch.Tensor | None = None,
+    input_size: Sequence[int] | None = None,
+    objective: str = "greedy",
+    objective_options: dict | None = None,
+    num_classes: int | None = None,
+    task: str = "classification",
+    input_mean: Sequence[float] | None = None,
+    input_std: Sequence[float] | None = None,
+    leaf_modules: Sequence[type | str] = (),
+    measure_memory: bool = True,
+    chain: Chain | None = None,
+) -> Plan:
+    """Choose where to cut ``model`` into ``k`` local modules.
+
+    Args:
+        model: the model to split (any traceable ``nn.Module`` or ``nn.Sequential``).
+        k: number of local modules. Not needed with ``cuts`` or ``budget_bytes``.
+        balance: ``"even"``, ``"memory"``, ``"time"``, or a name in ``model.named_plans``
+            (``"infopro"``, ``"infopro*"`` on the CIFAR ResNets).
+        cuts: explicit cut points (module paths such as ``"layer2.3"``, or cut indices), in
+            forward order; overrides ``k`` and ``balance``.
+        budget_bytes: pick the smallest K whose memory-balanced peak saved bytes at
+            ``batch_size`` fit this budget.
+        batch_size: the batch size memory figures and budgets refer to (default: the
+            example batch's).
+        example_input: one batch; default: random, of ``input_size`` or the model's default
+            input size, batch 2.
+        input_size: ``(C, H, W)`` when no example input is given.
+        objective: the ``splitnet.objectives`` entry whose auxiliary nets are costed.
+        objective_options: options for it.
+        num_classes: classes of the task (default: from the output shape).
+        task: ``"classification"`` or ``"segmentation"``.
+        input_mean, input_std: the normalisation of the inputs (for reconstruction objectives).
+        leaf_modules: module classes or names to keep opaque when tracing.
+        measure_memory: measure the saved-bytes ledger (needed by ``memory`` and budgets;
+            cheap: two forward passes at batch 2 and 4).
+        chain: reuse an existing trace of ``model``.
+
+    Returns:
+        A :class:`Plan`; print ``plan.table()`` to see it, pass it to :func:`split`.
+
+    Raises:
+        SplitError: ``k`` larger than the cut points allow, cuts out of order or unknown,
+            an unknown balance, a budget nothing fits, an input the model rejects.
+        TraceFailure: the model cannot be traced.
+
+    Example:
+        >>> import splitnet
+        >>> model = splitnet.create_backbone("cifar_resnet20")
+        >>> p = splitnet.plan(model, 2, balance="memory")
+        >>> p.k, len(p.cuts)
+        (2, 1)
+    """
+    objective_options = dict(objective_options or {})
+    if example_input is None:
+        example_input = example_batch(model, input_size)
+    if example_input.shape[0] < 2:
+        raise SplitError("example_input needs at least 2 samples (batch norm cannot train on 1)")
+    chain = chain or trace(model, example_input, leaf_modules)
+    if task not in ("classification", "segmentation"):
+        raise SplitError(f"task must be 'classification' or 'segmentation', got {task!r}")
+    num_classes = num_classes or infer_num_classes(chain, task)
+    context = CutContext(
+        chain,
+        num_classes,
+        task,
+        tuple(input_mean) if input_mean is not None else None,
+        tuple(input_std) if input_std is not None else None,
+    )
+    task_loss = default_task_loss(task)
+    n = chain.num_pieces
+    batch_size = batch_size or example_input.shape[0]
+    named = getattr(model, "named_plans", {}) or {}
+
+    def make_batch(b: int):
+        x = example_input[:1].expand(b, *example_input.shape[1:]).clone().normal_()
+        return x, _targets(num_classes, task, x)
+
+    if cuts is not None:
+        ends = _explicit_ends(chain, cuts)
+        used = [e - 1 for e in ends[:-1]]
+        balance = "explicit"
+    elif balance in named:
+        if k not in named[balance]:
+            raise SplitError(
+                f"the {balance!r} plan of {type(model).__name__} exists for K in "
+                f"{sorted(named[balance])}, not K={k}"
+            )
+        ends = _explicit_ends(chain, named[balance][k])
+        used = [e - 1 for e in ends[:-1]]
+    elif balance not in BALANCES and budget_bytes is None:
+        raise SplitError(
+            f"unknown balance {balance!r}: use one of {', '.join(BALANCES)}"
+            + (f" or a named plan of this model ({', '.join(named)})" if named else "")
+        )
+    else:
+        used = range(n - 1)
+    objectives, failures = _build_objectives(context, objective, objective_options, used)
+    if cuts is not None or balance in named:
+        bad = [i for i in used if i in failures]
+        if bad:
+            raise SplitError(
+                f"objective {objective!r} cannot be built at cut '{chain.cuts[bad[0]].label}': "
+                f"{failures[bad[0]]}"
+            )
+    ledger = None
+    if measure_memory or balance == "memory" or budget_bytes is not None:
+        ledger = measure_ledger(chain, objectives, task_loss, make_batch)
+    times = None
+    if balance == "time":
+        times = measure_times(chain, objectives, task_loss, *make_batch(example_input.shape[0]))
+    if cuts is None and balance not in named:
+        usable = [i for i in range(n - 1) if i not in failures]
+        if budget_bytes is not None:
+            k, ends, balance = _fit_budget(
+                ledger, batch_size, budget_bytes, len(usable), type(model).__name__
+            )
+        else:
+            ends = _balanced_ends(chain, k, balance, ledger, batch_size, times, usable, failures, objective)
+    return Plan(chain, ends, balance, objective, objective_options, context, batch_size, ledger, times)
+
+
+def _explicit_ends(chain: Chain, cuts: Sequence[str | int]) -> list[int]:
+    indices = []
+    for c in cuts:
+        if isinstance(c, int):
+            if not 0 <= c < len(chain.cuts):
+                raise SplitError(
+                    f"cut index {c} is out of range: the model has cuts 0..{len(chain.cuts) - 1}"
+                )
+            indices.append(c)
+        else:
+            indices.append(chain.find(c).index)
+    for (prev, a), (cur, b) in zip(zip(cuts, indices), zip(cuts[1:], indices[1:])):
+        if b <= a:
+            raise SplitError(
+                f"cuts must be in forward order without repeats: {cur!r} (cut {b}) comes "
+                f"{'at' if a == b else 'before'} {prev!r} (cut {a}); list them as the data flows"
+            )
+    return [i + 1 for i in indices] + [chain.num_pieces]
+
+
+def _balanced_ends(chain, k, balance, ledger, batch_size, times, usable, failures, objective) -> list[int]:
+    n = chain.num_pieces
+    if k is None:
+        raise SplitError("pass k (the number of local modules), cuts=[...] or budget_bytes=")
+    if k < 1:
+        raise SplitError(f"k must be at least 1, got {k}")
+    if k - 1 > len(usable):
+        why = (
+            f" ({len(failures)} cuts where objective {objective!r} cannot be built are excluded)"
+            if failures
+            else ""
+        )
+        raise SplitError(
+            f"K={k} needs {k - 1} cut points but {type(chain.model).__name__} has only {len(usable)} "
+            f"usable ones{why}: choose K <= {len(usable) + 1}"
+        )
+    usable_set = set(usable)
+    if balance == "memory":
+        cost = ledger.cost_matrix(batch_size)
+    elif balance == "time":
+        piece, aux = times
+        prefix = [0.0]
+        for t in piece:
+            prefix.append(prefix[-1] + t)
+        cost = [
+            [
+                prefix[b] - prefix[a] + (aux[b - 1] if b < n else 0.0) if b > a else math.inf
+                for b in range(n + 1)
+            ]
+            for a in range(n + 1)
+        ]
+    else:
+        cost = [[float(b - a) if b > a else math.inf for b in range(n + 1)] for a in range(n + 1)]
+    for a in range(n + 1):
+        for b in range(1, n):
+            if b - 1 not in usable_set:
+                cost[a][b] = math.inf
+    value, ends = min_max_partition(cost, k)
+    if not ends:
+        raise SplitError(f"no {balance}-balanced plan with K={k} exists for {type(chain.model).__name__}")
+    return ends
+
+
+def _fit_budget(ledger: MemoryLedger, batch_size: int, budget: int, usable: int, name: str):
+    best = math.inf
+    for k, value, ends in iter_min_max_partitions(ledger.cost_matrix(batch_size), usable + 1):
+        best = min(best, value)
+        if value <= budget:
+            return k, ends, "memory"
+    raise SplitError(
+        f"no plan of {name} fits {budget / 2**20:.1f} MiB at batch size {batch_size}: the smallest "
+        f"possible stage peak is {best / 2**20:.1f} MiB. Raise the budget or lower the batch size."
+    )
