@@ -1,0 +1,600 @@
+"""The local objectives that infoloss registers in ``splitnet.objectives``.
+
+Each factory is called once per cut as ``factory(**context, **options)`` and returns a
+module whose ``forward(features, inputs, targets)`` is the scalar local loss; it owns its
+auxiliary nets. Options may be strings, as they come from ``--objective-opt name=value``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._aux import DGL_TYPES, AuxHead, DenseAuxHead, DGLHead, parse_aux_config
+from ._decoder import INTERPOLATE_MODES, ReconstructionDecoder
+from ._layout import FeatureLayout
+from ._losses import RECON_LOSSES, at_least_float32, linear_schedule, reconstruction_loss, supcon_loss
+from ._options import parse_bool, parse_choice, parse_float, parse_int, parse_pair
+
+TASKS = ("classification", "segmentation")
+TASK_LOSSES = ("contrast", "cross_entropy")
+IGNORE_INDEX = 255
+_RANGE_TOLERANCE = 1e-4
+
+# (lambda_recon, lambda_task) as (first cut, last cut) pairs, from the reference code's
+# comand.sh: "ResNet-110 + InfoPro" on CIFAR-10 (--ixx_1 --ixx_2, --ixy_1 --ixy_2), by K.
+PAPER_LAMBDAS: dict[int, tuple[tuple[float, float], tuple[float, float]]] = {
+    2: ((5.0, 0.0), (0.5, 0.0)),
+    4: ((1.0, 0.0), (0.0, 1.0)),
+    8: ((5.0, 0.0), (0.0, 1.0)),
+    16: ((5.0, 0.5), (0.0, 1.0)),
+}
+
+
+def paper_lambdas(num_cuts: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """InfoPro's default ``(lambda_recon, lambda_task)`` schedules for ``K = num_cuts + 1`` modules.
+
+    The reference code tuned them for ResNet-110 on CIFAR-10 at K = 2, 4, 8 and 16
+    (:data:`PAPER_LAMBDAS`); other K take the setting of the nearest tuned K on a log
+    scale (K = 3..5 -> 4, 6..11 -> 8, 12 and more -> 16).
+
+    Args:
+        num_cuts: number of cuts, ``K - 1`` (at least 1).
+
+    Returns:
+        ``((recon_first, recon_last), (task_first, task_last))``.
+
+    Raises:
+        ValueError: ``num_cuts < 1``.
+
+    Example:
+        >>> paper_lambdas(3)
+        ((1.0, 0.0), (0.0, 1.0))
+    """
+    if num_cuts < 1:
+        raise ValueError(f"paper_lambdas: num_cuts must be at least 1, got {num_cuts}")
+    modules = num_cuts + 1
+    nearest = min(PAPER_LAMBDAS, key=lambda k: abs(math.log2(modules) - math.log2(k)))
+    return PAPER_LAMBDAS[nearest]
+
+
+def _known(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The keywords that ``cls`` accepts: factories ignore the rest, as the contract requires."""
+    accepted = inspect.signature(cls).parameters
+    return {k: v for k, v in kwargs.items() if k in accepted}
+
+
+class _CutObjective(nn.Module):
+    """What every objective of one cut shares: its context, and the input checks."""
+
+    name = "objective"
+
+    def __init__(
+        self,
+        *,
+        feature_shape: Sequence[int],
+        num_classes: int,
+        layout: str,
+        token_grid: Sequence[int] | None,
+        num_prefix_tokens: int,
+        task: str,
+        index: int,
+        num_cuts: int,
+        check_inputs: Any,
+    ):
+        super().__init__()
+        self.index = parse_int(self.name, "index", index)
+        self.num_cuts = parse_int(self.name, "num_cuts", num_cuts)
+        self.owner = f"{self.name} (cut {self.index} of {self.num_cuts})"
+        if not 0 <= self.index < self.num_cuts:
+            raise ValueError(f"{self.owner}: the cut index must be in 0 .. num_cuts - 1")
+        if task not in TASKS:
+            raise ValueError(f"{self.owner}: unknown task {task!r}; expected one of {', '.join(TASKS)}")
+        self.task = task
+        self.num_classes = parse_int(self.owner, "num_classes", num_classes)
+        if self.num_classes < 1:
+            raise ValueError(f"{self.owner}: num_classes must be positive, got {self.num_classes}")
+        self.check_inputs = parse_bool(self.owner, "check_inputs", check_inputs)
+        self.layout = FeatureLayout(feature_shape, layout, token_grid, num_prefix_tokens, owner=self.owner)
+
+    def _build(self, factory: Any, *args: Any, **kwargs: Any) -> nn.Module:
+        """Build an auxiliary net, naming this objective and cut in any error."""
+        try:
+            return factory(*args, **kwargs)
+        except ValueError as error:
+            raise ValueError(f"{self.owner}: {error}") from error
+
+    def _check(
+        self,
+        features: torch.Tensor,
+        targets: torch.Tensor,
+        images: torch.Tensor | None = None,
+        image_range: bool = False,
+    ) -> None:
+        """Shapes always; label (and, with ``image_range``, ``[0, 1]`` image) ranges when ``check_inputs``.
+
+        The range checks cost one host synchronisation together.
+        """
+        self.layout.check(features)
+        batch = features.shape[0]
+        dense = self.task == "segmentation"
+        expected = "(B, H, W)" if dense else "(B,)"
+        if targets.dim() != (3 if dense else 1) or targets.shape[0] != batch:
+            raise ValueError(
+                f"{self.owner}: {self.task} targets must be {expected} with B = {batch}, "
+                f"got {tuple(targets.shape)}"
+            )
+        if targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool:
+            raise ValueError(f"{self.owner}: targets must be integer class indices, got {targets.dtype}")
+        if images is not None and images.shape[0] != batch:
+            raise ValueError(f"{self.owner}: {images.shape[0]} inputs for a batch of {batch} features")
+        if not self.check_inputs or batch == 0:
+            return
+        labels = targets.masked_fill(targets == IGNORE_INDEX, 0) if dense else targets
+        stats = [labels.min(), labels.max()]
+        if image_range:
+            stats += [images.min(), images.max()]
+        values = torch.stack([s.float() for s in stats]).tolist()
+        low, high = values[0], values[1]
+        if low < 0 or high >= self.num_classes:
+            allowed = f"0 .. {self.num_classes - 1}" + (f" or {IGNORE_INDEX} (ignored)" if dense else "")
+            raise ValueError(
+                f"{self.owner}: labels must be in {allowed}, got values from {low:g} to {high:g}; "
+                "check num_classes and the dataset's targets"
+            )
+        if image_range and (values[2] < -_RANGE_TOLERANCE or values[3] > 1 + _RANGE_TOLERANCE):
+            raise ValueError(
+                f"{self.owner}: the reconstruction target is the input image in [0, 1], but the inputs "
+                f"range from {values[2]:g} to {values[3]:g}; they look normalised: pass input_mean and "
+                "input_std (the normalisation the dataset applied)"
+            )
+
+
+class _TaskTerm(nn.Module):
+    """The task-relevant term through an auxiliary head: SupCon, cross-entropy or dense CE."""
+
+    def __init__(
+        self,
+        owner: _CutObjective,
+        *,
+        loss: str,
+        config: str,
+        widen: float,
+        feature_dim: int,
+        channels: int | None,
+        temperature: float = 0.07,
+    ):
+        super().__init__()
+        self.loss = loss
+        self.dense = owner.task == "segmentation"
+        self.temperature = temperature
+        layout = owner.layout
+        shape = {
+            "feature_shape": layout.shape,
+            "layout": layout.layout,
+            "token_grid": layout.token_grid,
+            "num_prefix_tokens": layout.num_prefix_tokens,
+            "config": config,
+            "widen": widen,
+            "hidden_dim": feature_dim,
+            "channels": channels,
+        }
+        if self.dense:
+            self.head = owner._build(DenseAuxHead, num_classes=owner.num_classes, **shape)
+        else:
+            out = feature_dim if loss == "contrast" else owner.num_classes
+            self.head = owner._build(AuxHead, out_features=out, **shape)
+
+    def forward(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.dense:
+            logits = at_least_float32(self.head(features, size=targets.shape[-2:]))
+            total = F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX, reduction="sum")
+            return total / (targets != IGNORE_INDEX).sum().clamp(min=1)
+        output = self.head(features)
+        if self.loss == "contrast":
+            return supcon_loss(output, targets, temperature=self.temperature)
+        return F.cross_entropy(at_least_float32(output), targets)
+
+
+def _common_options(owner: str, widen: Any, feature_dim: Any, aux_channels: Any, aux_config: Any) -> dict:
+    widen = parse_float(owner, "widen", widen)
+    if widen <= 0:
+        raise ValueError(f"{owner}: option widen={widen!r} must be positive")
+    feature_dim = parse_int(owner, "feature_dim", feature_dim)
+    channels = None if aux_channels in (None, "", "none") else parse_int(owner, "aux_channels", aux_channels)
+    if feature_dim < 1 or (channels is not None and channels < 1):
+        raise ValueError(f"{owner}: feature_dim and aux_channels must be positive")
+    try:
+        parse_aux_config(aux_config)
+    except ValueError as error:
+        raise ValueError(f"{owner}: option aux_config: {error}") from None
+    return {"widen": widen, "feature_dim": feature_dim, "channels": channels, "config": str(aux_config)}
+
+
+def _per_channel(owner: str, name: str, value: Any, channels: int, dims: int) -> torch.Tensor:
+    stats = torch.as_tensor(value, dtype=torch.float32).reshape(-1)
+    if stats.numel() not in (1, channels):
+        raise ValueError(f"{owner}: {name} has {stats.numel()} values for {channels} input channels")
+    return stats.expand(channels).reshape(1, channels, *([1] * dims)).clone()
+
+
+class InfoProObjective(_CutObjective):
+    """InfoPro's local loss at one cut: ``lambda_recon * reconstruction + lambda_task * task term``.
+
+    Wang et al., "Revisiting Locally Supervised Learning: an Alternative to End-to-end
+    Training", ICLR 2021. The reconstruction term (:class:`ReconstructionDecoder`, BCE or
+    MSE against the un-normalised input) estimates ``I(h, x)``; the task term (an
+    :class:`AuxHead` with the supervised contrastive loss, or cross-entropy) estimates
+    ``I(h, y)``. The weights move linearly from their first-cut to their last-cut values
+    (:func:`linear_schedule`). An auxiliary net whose weight is 0 at this cut is not built.
+
+    Context (passed by splitnet): ``feature_shape``, ``num_classes``, ``layout``,
+    ``token_grid``, ``num_prefix_tokens``, ``input_shape``, ``input_mean``, ``input_std``,
+    ``task``, ``index``, ``num_cuts`` (see docs/plugins.md).
+
+    Options (numbers may be given as strings):
+
+    Args:
+        task_loss: ``"contrast"`` (SupCon) or ``"cross_entropy"``; default ``"contrast"``
+            for classification and ``"cross_entropy"`` for segmentation (the only one
+            supported there).
+        recon: ``"bce"`` (default, the paper's) or ``"mse"``.
+        lambda_recon: reconstruction weight, a constant or a ``(first, last)`` pair (``"5,0"``);
+            default from :func:`paper_lambdas`.
+        lambda_task: task-term weight, the same way.
+        aux_config: auxiliary head, one of :data:`AUX_CONFIGS` (default ``"1c2f"``).
+        widen: width multiplier of the auxiliary nets (1).
+        feature_dim: contrastive embedding size and hidden size of the heads (128).
+        temperature: SupCon temperature (0.07).
+        interpolate: ``"bilinear"`` (default) or ``"nearest"`` upsampling in the decoder.
+        aux_channels: width of the head's convolutions (default: the doubling rule).
+        check_inputs: check label and image ranges on every call (one host sync; True).
+
+    Raises:
+        ValueError: invalid context or options, reconstruction asked for features without
+            a spatial layout or without ``input_shape``, both weights 0 at this cut,
+            contrast with segmentation targets.
+
+    Example:
+        >>> import torch
+        >>> objective = InfoProObjective(feature_shape=(16, 32, 32), num_classes=10,
+        ...     input_shape=(3, 32, 32), index=0, num_cuts=3)
+        >>> loss = objective(torch.randn(8, 16, 32, 32), torch.rand(8, 3, 32, 32), torch.randint(10, (8,)))
+        >>> loss.shape
+        torch.Size([])
+    """
+
+    name = "infopro"
+
+    def __init__(
+        self,
+        *,
+        feature_shape: Sequence[int],
+        num_classes: int,
+        layout: str = "NCHW",
+        token_grid: Sequence[int] | None = None,
+        num_prefix_tokens: int = 0,
+        input_shape: Sequence[int] | None = None,
+        input_mean: Sequence[float] | None = None,
+        input_std: Sequence[float] | None = None,
+        task: str = "classification",
+        index: int = 0,
+        num_cuts: int = 1,
+        task_loss: str | None = None,
+        recon: str = "bce",
+        lambda_recon: Any = None,
+        lambda_task: Any = None,
+        aux_config: str = "1c2f",
+        widen: Any = 1.0,
+        feature_dim: Any = 128,
+        temperature: Any = 0.07,
+        interpolate: str = "bilinear",
+        aux_channels: Any = None,
+        check_inputs: Any = True,
+    ):
+        super().__init__(
+            feature_shape=feature_shape,
+            num_classes=num_classes,
+            layout=layout,
+            token_grid=token_grid,
+            num_prefix_tokens=num_prefix_tokens,
+            task=task,
+            index=index,
+            num_cuts=num_cuts,
+            check_inputs=check_inputs,
+        )
+        owner = self.owner
+        dense = task == "segmentation"
+        default_loss = "cross_entropy" if dense else "contrast"
+        self.task_loss = parse_choice(owner, "task_loss", task_loss or default_loss, TASK_LOSSES)
+        if dense and self.task_loss == "contrast":
+            raise ValueError(
+                f"{owner}: the contrastive task term needs one label per sample; for segmentation "
+                "targets use task_loss=cross_entropy"
+            )
+        self.recon = parse_choice(owner, "recon", recon, RECON_LOSSES)
+        interpolate = parse_choice(owner, "interpolate", interpolate, INTERPOLATE_MODES)
+        self.temperature = parse_float(owner, "temperature", temperature)
+        if self.temperature <= 0:
+            raise ValueError(f"{owner}: option temperature={temperature!r} must be positive")
+        heads = _common_options(owner, widen, feature_dim, aux_channels, aux_config)
+
+        default_recon, default_task = paper_lambdas(self.num_cuts)
+        self.lambda_recon_pair = (
+            default_recon if lambda_recon is None else parse_pair(owner, "lambda_recon", lambda_recon)
+        )
+        self.lambda_task_pair = (
+            default_task if lambda_task is None else parse_pair(owner, "lambda_task", lambda_task)
+        )
+        self.lambda_recon = linear_schedule(*self.lambda_recon_pair, self.index, self.num_cuts)
+        self.lambda_task = linear_schedule(*self.lambda_task_pair, self.index, self.num_cuts)
+        if self.lambda_recon == 0 and self.lambda_task == 0:
+            raise ValueError(
+                f"{owner}: lambda_recon {self.lambda_recon_pair} and lambda_task {self.lambda_task_pair} "
+                "are both 0 at this cut, so the module before it would not learn; choose weights "
+                "that are positive at every cut"
+            )
+
+        self.decoder: ReconstructionDecoder | None = None
+        self.register_buffer("input_mean", None, persistent=False)
+        self.register_buffer("input_std", None, persistent=False)
+        if self.lambda_recon > 0:
+            self._init_reconstruction(input_shape, input_mean, input_std, heads["widen"], interpolate)
+        self.task_term = (
+            _TaskTerm(self, loss=self.task_loss, temperature=self.temperature, **heads)
+            if self.lambda_task > 0
+            else None
+        )
+
+    def _init_reconstruction(
+        self, input_shape: Any, input_mean: Any, input_std: Any, widen: float, interpolate: str
+    ) -> None:
+        owner = self.owner
+        if not self.layout.has_geometry:
+            raise ValueError(
+                f"{owner}: reconstruction needs spatial features, got {self.layout.describe()}; "
+                "pass token_grid for NLC tokens, or lambda_recon=0"
+            )
+        if input_shape is None:
+            raise ValueError(f"{owner}: reconstruction needs input_shape (one input sample's shape)")
+        if (input_mean is None) != (input_std is None):
+            raise ValueError(f"{owner}: give both input_mean and input_std, or neither")
+        self.decoder = self._build(
+            ReconstructionDecoder,
+            self.layout.shape,
+            input_shape,
+            layout=self.layout.layout,
+            token_grid=self.layout.token_grid,
+            num_prefix_tokens=self.layout.num_prefix_tokens,
+            widen=widen,
+            interpolate=interpolate,
+        )
+        if input_mean is not None:
+            channels, dims = self.decoder.input_shape[0], len(self.decoder.input_shape) - 1
+            self.input_mean = _per_channel(owner, "input_mean", input_mean, channels, dims)
+            self.input_std = _per_channel(owner, "input_std", input_std, channels, dims)
+
+    def reconstruction_target(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The ``[0, 1]`` image the decoder predicts: ``inputs * std + mean``, clamped to ``[0, 1]``.
+
+        Clamping only removes rounding noise, or values that augmentations applied after
+        normalisation (random erasing) pushed out of range.
+        """
+        image = at_least_float32(inputs)
+        if self.input_mean is not None:
+            image = image * self.input_std + self.input_mean
+        return image.clamp(0.0, 1.0)
+
+    def forward(self, features: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The weighted local loss of this cut.
+
+        Args:
+            features: the features at the cut, in the layout given at construction.
+            inputs: the (normalised) input batch of the network, ``(B, *input_shape)``.
+            targets: ``(B,)`` labels, or ``(B, H, W)`` for segmentation.
+
+        Returns:
+            The scalar loss.
+
+        Raises:
+            ValueError: shapes that differ from the ones this objective was built for,
+                labels outside ``0 .. num_classes - 1``, or inputs outside ``[0, 1]``
+                without ``input_mean``/``input_std``.
+        """
+        if self.decoder is not None:
+            expected = self.decoder.input_shape
+            if inputs is None or tuple(inputs.shape[1:]) != expected:
+                got = None if inputs is None else tuple(inputs.shape)
+                raise ValueError(
+                    f"{self.owner}: inputs must be (B, {', '.join(map(str, expected))}), got {got}"
+                )
+        self._check(
+            features,
+            targets,
+            inputs if self.decoder is not None else None,
+            image_range=self.decoder is not None and self.input_mean is None,
+        )
+        loss = None
+        if self.decoder is not None:
+            recon = reconstruction_loss(
+                self.decoder(features), self.reconstruction_target(inputs), self.recon
+            )
+            loss = self.lambda_recon * recon
+        if self.task_term is not None:
+            task = self.lambda_task * self.task_term(features, targets)
+            loss = task if loss is None else loss + task
+        return loss
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.owner}, {self.layout.describe()}, lambda_recon={self.lambda_recon:g}, "
+            f"lambda_task={self.lambda_task:g}, task_loss={self.task_loss}, recon={self.recon}"
+        )
+
+
+class GreedyAuxObjective(_CutObjective):
+    """Greedy supervised learning through InfoPro's configurable auxiliary heads.
+
+    The loss is the cross-entropy of an :class:`AuxHead` (``aux_config``, default
+    ``"1c2f"``) on the features, or the per-pixel cross-entropy of a :class:`DenseAuxHead`
+    (255 ignored) for segmentation; no reconstruction term. With ``aux_config="0c1f"`` it is
+    the paper's "Greedy SL" baseline (which splitnet also provides as ``greedy``).
+
+    Args:
+        aux_config: one of :data:`AUX_CONFIGS` (``"1c2f"``).
+        widen: width multiplier (1).
+        feature_dim: hidden size of the fully connected layers (128).
+        aux_channels: width of the head's convolutions (default: the doubling rule).
+        check_inputs: check label ranges on every call (one host sync; True).
+
+    Raises:
+        ValueError: invalid context or options, wrong shapes or labels in ``forward``.
+
+    Example:
+        >>> import torch
+        >>> objective = GreedyAuxObjective(feature_shape=(64, 8, 8), num_classes=10)
+        >>> objective(torch.randn(4, 64, 8, 8), None, torch.randint(10, (4,))).shape
+        torch.Size([])
+    """
+
+    name = "greedy-aux"
+
+    def __init__(
+        self,
+        *,
+        feature_shape: Sequence[int],
+        num_classes: int,
+        layout: str = "NCHW",
+        token_grid: Sequence[int] | None = None,
+        num_prefix_tokens: int = 0,
+        task: str = "classification",
+        index: int = 0,
+        num_cuts: int = 1,
+        aux_config: str = "1c2f",
+        widen: Any = 1.0,
+        feature_dim: Any = 128,
+        aux_channels: Any = None,
+        check_inputs: Any = True,
+    ):
+        super().__init__(
+            feature_shape=feature_shape,
+            num_classes=num_classes,
+            layout=layout,
+            token_grid=token_grid,
+            num_prefix_tokens=num_prefix_tokens,
+            task=task,
+            index=index,
+            num_cuts=num_cuts,
+            check_inputs=check_inputs,
+        )
+        heads = _common_options(self.owner, widen, feature_dim, aux_channels, aux_config)
+        self.task_term = _TaskTerm(self, loss="cross_entropy", **heads)
+
+    def forward(self, features: torch.Tensor, inputs: Any, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the auxiliary head; ``inputs`` is not used."""
+        self._check(features, targets)
+        return self.task_term(features, targets)
+
+    def extra_repr(self) -> str:
+        return f"{self.owner}, {self.layout.describe()}"
+
+
+class DGLObjective(_CutObjective):
+    """Decoupled Greedy Learning's local loss: cross-entropy of a :class:`DGLHead`.
+
+    Belilovsky, Eickenberg and Oyallon, "Decoupled Greedy Learning of CNNs", ICML 2020.
+    Classification only.
+
+    Args:
+        aux_type: one of :data:`DGL_TYPES` (``"mlp-sr"``, the paper's default).
+        check_inputs: check label ranges on every call (one host sync; True).
+
+    Raises:
+        ValueError: segmentation or video features, invalid options, wrong shapes or labels.
+
+    Example:
+        >>> import torch
+        >>> objective = DGLObjective(feature_shape=(32, 16, 16), num_classes=10)
+        >>> objective(torch.randn(4, 32, 16, 16), None, torch.randint(10, (4,))).shape
+        torch.Size([])
+    """
+
+    name = "dgl"
+
+    def __init__(
+        self,
+        *,
+        feature_shape: Sequence[int],
+        num_classes: int,
+        layout: str = "NCHW",
+        token_grid: Sequence[int] | None = None,
+        num_prefix_tokens: int = 0,
+        task: str = "classification",
+        index: int = 0,
+        num_cuts: int = 1,
+        aux_type: str = "mlp-sr",
+        check_inputs: Any = True,
+    ):
+        super().__init__(
+            feature_shape=feature_shape,
+            num_classes=num_classes,
+            layout=layout,
+            token_grid=token_grid,
+            num_prefix_tokens=num_prefix_tokens,
+            task=task,
+            index=index,
+            num_cuts=num_cuts,
+            check_inputs=check_inputs,
+        )
+        if task != "classification":
+            raise ValueError(
+                f"{self.owner}: the DGL auxiliary net is a classifier; for {task} use greedy-aux "
+                "or infopro with task_loss=cross_entropy"
+            )
+        self.aux_type = parse_choice(self.owner, "aux_type", aux_type, DGL_TYPES)
+        layout_args = {
+            "layout": self.layout.layout,
+            "token_grid": self.layout.token_grid,
+            "num_prefix_tokens": self.layout.num_prefix_tokens,
+        }
+        self.head = self._build(
+            DGLHead, self.layout.shape, self.num_classes, aux_type=self.aux_type, **layout_args
+        )
+
+    def forward(self, features: torch.Tensor, inputs: Any, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the DGL head; ``inputs`` is not used."""
+        self._check(features, targets)
+        return F.cross_entropy(at_least_float32(self.head(features)), targets)
+
+    def extra_repr(self) -> str:
+        return f"{self.owner}, {self.layout.describe()}, aux_type={self.aux_type}"
+
+
+def infopro(**kwargs: Any) -> InfoProObjective:
+    """Entry point ``infopro``: :class:`InfoProObjective` from splitnet's context and user options.
+
+    Unknown keywords are ignored (the ``splitnet.objectives`` contract).
+
+    Example:
+        >>> objective = infopro(feature_shape=(32, 16, 16), num_classes=10, input_shape=(3, 32, 32),
+        ...     index=1, num_cuts=3, lambda_recon="5,0", lambda_task="0,1", some_future_context=1)
+        >>> objective.lambda_recon, objective.lambda_task
+        (2.5, 0.5)
+    """
+    return InfoProObjective(**_known(InfoProObjective, kwargs))
+
+
+def greedy_aux(**kwargs: Any) -> GreedyAuxObjective:
+    """Entry point ``greedy-aux``: :class:`GreedyAuxObjective`; unknown keywords are ignored."""
+    return GreedyAuxObjective(**_known(GreedyAuxObjective, kwargs))
+
+
+def dgl(**kwargs: Any) -> DGLObjective:
+    """Entry point ``dgl``: :class:`DGLObjective`; unknown keywords are ignored."""
+    return DGLObjective(**_known(DGLObjective, kwargs))
