@@ -62,9 +62,13 @@ def parse_pair(owner: str, name: str, value: Any) -> tuple[float, float]:
         parts = [value]
     if len(parts) == 1:
         parts = parts * 2
+    expected = "a number or a 'first,last' pair of numbers"
     if len(parts) != 2:
-        raise _fail(owner, name, value, "a number or a 'first,last' pair")
-    first, last = (parse_float(owner, name, p) for p in parts)
+        raise _fail(owner, name, value, expected)
+    try:
+        first, last = (parse_float(owner, name, p) for p in parts)
+    except ValueError:
+        raise _fail(owner, name, value, expected) from None
     if first < 0 or last < 0:
         raise _fail(owner, name, value, "non-negative")
     return first, last
