@@ -355,3 +355,15 @@ def test_objectives_train_their_aux_nets(factory, cls):
     objective(features, inputs, labels).backward()
     assert all(p.grad is not None for p in objective.parameters())
     assert features.grad is not None
+
+
+@pytest.mark.parametrize("factory", [infopro, greedy_aux, dgl])
+def test_objectives_run_under_autocast_with_uint8_targets(factory):
+    # splitnet runs objectives under torch.autocast; masks and labels often arrive as uint8.
+    objective = factory(**context())
+    features = torch.randn(6, 16, 8, 8, requires_grad=True)
+    labels = torch.tensor([0, 1, 0, 1, 2, 3], dtype=torch.uint8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = objective(features, torch.randn(6, 3, 8, 8), labels)
+    loss.backward()
+    assert loss.dtype == torch.float32 and torch.isfinite(loss) and features.grad.abs().sum() > 0

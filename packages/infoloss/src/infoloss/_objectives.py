@@ -192,6 +192,7 @@ class _TaskTerm(nn.Module):
             self.head = owner._build(AuxHead, out_features=out, **shape)
 
     def forward(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        targets = targets.long()
         if self.dense:
             logits = at_least_float32(self.head(features, size=targets.shape[-2:]))
             total = F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX, reduction="sum")
@@ -207,7 +208,8 @@ def _common_options(owner: str, widen: Any, feature_dim: Any, aux_channels: Any,
     if widen <= 0:
         raise ValueError(f"{owner}: option widen={widen!r} must be positive")
     feature_dim = parse_int(owner, "feature_dim", feature_dim)
-    channels = None if aux_channels in (None, "", "none") else parse_int(owner, "aux_channels", aux_channels)
+    unset = aux_channels is None or str(aux_channels).strip().lower() in ("", "none")
+    channels = None if unset else parse_int(owner, "aux_channels", aux_channels)
     if feature_dim < 1 or (channels is not None and channels < 1):
         raise ValueError(f"{owner}: feature_dim and aux_channels must be positive")
     try:
@@ -570,7 +572,7 @@ class DGLObjective(_CutObjective):
     def forward(self, features: torch.Tensor, inputs: Any, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the DGL head; ``inputs`` is not used."""
         self._check(features, targets)
-        return F.cross_entropy(at_least_float32(self.head(features)), targets)
+        return F.cross_entropy(at_least_float32(self.head(features)), targets.long())
 
     def extra_repr(self) -> str:
         return f"{self.owner}, {self.layout.describe()}, aux_type={self.aux_type}"
