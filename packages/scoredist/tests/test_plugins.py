@@ -1,0 +1,40 @@
+import pytest
+import torch
+
+from scoredist import UnknownEntryError, create_backbone, create_dataset
+from scoredist._plugins import BACKBONES, DATASETS, provenance
+
+
+def test_tiny3d_is_declared_in_the_backbone_group():
+    entry = BACKBONES.entry("tiny3d")
+    assert entry.distribution == "scoredist" and entry.value == "scoredist._tiny3d:tiny3d"
+    net = create_backbone("tiny3d", width=4, unknown_option="ignored")
+    assert net(torch.zeros(2, 3, 8, 16, 16)).shape == (2, 16)
+    assert provenance()["backbones"]["tiny3d"]["distribution"] == "scoredist"
+
+
+def test_datasets_come_from_the_vidio_group(fake_clips):
+    data = create_dataset(fake_clips, "/nowhere", "train", frames=4)
+    item = data[0]
+    assert item["video"].shape == (3, 4, 16, 16) and item["judge_scores"].shape == (3,)
+    assert DATASETS.entry(fake_clips).distribution == "fake-clips"
+
+
+def test_empty_split_is_explained(fake_clips):
+    with pytest.raises(ValueError, match=r"split 'test' of dataset 'fakeclips' at /data is empty"):
+        create_dataset(fake_clips, "/data", "test", empty=True)
+
+
+def test_unknown_names_say_where_they_looked():
+    with pytest.raises(
+        UnknownEntryError,
+        match=r"unknown dataset 'mtl_aqa'.*'vidio.datasets'.*misspelled, or.*pip install vidio",
+    ):
+        create_dataset("mtl_aqa", "/data", "train")
+    with pytest.raises(UnknownEntryError, match=r"unknown backbone 'tiny3'.*Closest matches: tiny3d"):
+        create_backbone("tiny3")
+
+
+def test_a_factory_that_returns_no_module_is_named(fake_clips):
+    with pytest.raises(TypeError, match=r"backbone 'notamodule' from 'fake-clips 1.0' returned str"):
+        create_backbone("notamodule")

@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+import torch
+
+from scoredist import UnknownEntryError, apply_rule, get_rule, list_rules, mtl_aqa_dives
+from scoredist._registry import DuplicateEntryError
+
+
+def _arrays(annotations):
+    keys = sorted(annotations)
+    judges = np.stack([np.asarray(annotations[k]["judge_scores"], dtype=float) for k in keys])
+    difficulty = np.array([annotations[k]["difficulty"] for k in keys])
+    final = np.array([annotations[k]["final_score"] for k in keys])
+    return keys, judges, difficulty, final
+
+
+def test_diving_reproduces_1384_of_1412_official_mtl_aqa_scores(mtl_aqa):
+    annotations, _, _ = mtl_aqa
+    keys, judges, difficulty, final = _arrays(annotations)
+    predicted = get_rule("diving")(judges, difficulty)
+    ok = np.abs(predicted - final) <= 0.05
+    assert len(keys) == 1412
+    # The published rule holds for 1,384 dives; the other 28 carry penalties or recording
+    # errors (e.g. (1, 70): judges give 37.95, the official score is 18.15).
+    assert int(ok.sum()) == 1384
+    misses = {keys[i]: (final[i], round(float(predicted[i]), 2)) for i in np.flatnonzero(~ok)}
+    assert misses[(1, 70)] == (18.15, 37.95)
+    assert misses[(2, 1)] == (88.3, 88.2)
+
+
+def test_diving_on_the_embedded_copy_matches_the_pickle(mtl_aqa):
+    dives = mtl_aqa_dives()
+    judges = np.array([d.judge_scores for d in dives])
+    result = get_rule("diving")(judges, np.array([d.difficulty for d in dives]))
+    assert int((np.abs(result - np.array([d.final_score for d in dives])) <= 0.05).sum()) == 1384
+
+
+def test_sum_is_the_jigsaws_global_rating(jigsaws):
+    labels, _ = jigsaws
+    subs = torch.tensor([labels[k] for k in sorted(labels)], dtype=torch.float64)
+    total = get_rule("sum")(subs)
+    assert torch.is_tensor(total) and total.shape == (103,)
+    assert total.min() >= 6 and total.max() <= 30
+    torch.testing.assert_close(total, subs.sum(dim=1))
+
+
+def test_rules_by_hand():
+    judges = torch.tensor([[9.5, 9.0, 9.5, 9.0, 8.5, 9.5, 8.5], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 10.0]])
+    assert get_rule("diving")(judges, torch.tensor([3.2, 2.0])).tolist() == pytest.approx([88.0, 24.0])
+    assert get_rule("diving")(judges).tolist() == pytest.approx([27.5, 12.0])  # execution total
+    assert get_rule("mean")(judges[1:]).tolist() == pytest.approx([31 / 7])
+    assert get_rule("trimmed-mean")(judges[1:]).tolist() == pytest.approx([4.0])
+    assert get_rule("trimmed-mean")(judges[1:], trim=2).tolist() == pytest.approx([4.0])
+    assert get_rule("trimmed-mean")(judges[1:], trim=0).tolist() == pytest.approx([31 / 7])
+    assert get_rule("sum")(judges[1:], torch.tensor([0.5])).tolist() == pytest.approx([15.5])
+
+
+def test_array_in_array_out_and_unknown_keywords_ignored():
+    out = get_rule("mean")(np.array([[1.0, 3.0]]), None, context="ignored")
+    assert isinstance(out, np.ndarray) and out.tolist() == [2.0]
+
+
+@pytest.mark.parametrize(
+    ("rule", "judges", "difficulty", "message"),
+    [
+        ("diving", np.ones((2, 6)), None, r"rule 'diving' needs exactly 7 judge scores per sample, got 6"),
+        ("diving", np.ones((2, 8)), np.ones(2), r"needs exactly 7 judge scores per sample, got 8"),
+        ("trimmed-mean", np.ones((1, 2)), None, r"needs at least 3 judge scores per sample, got 2"),
+        ("sum", np.ones(7), None, r"needs judge scores of shape \(N, J\), got \(7,\)"),
+        ("sum", np.array([[1.0, np.nan]]), None, r"judge scores of sample #0 contain NaN"),
+        ("diving", np.ones((2, 7)), np.ones(3), r"needs one difficulty per sample, shape \(2,\), got \(3,\)"),
+        ("diving", np.ones((1, 7)), np.array([np.nan]), r"difficulty of sample #0 is NaN"),
+    ],
+)
+def test_bad_rule_input_is_explained(rule, judges, difficulty, message):
+    with pytest.raises(ValueError, match=message):
+        get_rule(rule)(judges, difficulty)
+
+
+def test_builtins_are_entry_points_and_unknown_names_get_suggestions():
+    assert {"diving", "sum", "mean", "trimmed-mean"} <= set(list_rules())
+    assert list_rules("trim*") == ["trimmed-mean"]
+    with pytest.raises(UnknownEntryError, match=r"unknown rule 'divng'.*Closest matches: diving.*misspelled"):
+        get_rule("divng")
+
+
+def test_a_third_party_rule_plugs_in_without_touching_the_core(fake_dist):
+    fake_dist(
+        "acme-gymnastics",
+        {"scoredist.rules": {"gymnastics": "acme_gym:gymnastics"}},
+        {
+            "acme_gym": """
+                from scoredist import check_judge_scores
+
+                def gymnastics(judge_scores, difficulty=None, **kwargs):
+                    scores, dd = check_judge_scores(judge_scores, difficulty, rule="gymnastics", num_judges=5)
+                    execution = 10.0 - scores.sort(dim=1).values[:, 1:4].mean(dim=1)
+                    return dd + (10.0 - execution)
+            """
+        },
+    )
+    assert "gymnastics" in list_rules()
+    out = apply_rule("gymnastics", torch.tensor([[8.0, 8.5, 9.0, 9.0, 9.5]]), torch.tensor([5.5]))
+    assert out.tolist() == pytest.approx([5.5 + (8.5 + 9.0 + 9.0) / 3])
+    with pytest.raises(ValueError, match="rule 'gymnastics' needs exactly 5 judge scores per sample, got 7"):
+        apply_rule("gymnastics", torch.ones(1, 7), torch.ones(1))
+
+
+def test_a_rule_breaking_the_contract_is_named_with_its_distribution(fake_dist):
+    fake_dist(
+        "broken-rules",
+        {"scoredist.rules": {"bad-shape": "broken_rules:bad"}},
+        {"broken_rules": "def bad(judge_scores, difficulty=None, **kw):\n    return judge_scores\n"},
+    )
+    with pytest.raises(
+        ValueError, match=r"rule 'bad-shape' from 'broken-rules' returned shape \(2, 3\) for 2 samples"
+    ):
+        apply_rule("bad-shape", torch.ones(2, 3))
+
+
+def test_two_distributions_claiming_one_rule_name_is_an_error(fake_dist):
+    fake_dist(
+        "clash-rules",
+        {"scoredist.rules": {"diving": "clash_rules:diving"}},
+        {"clash_rules": "diving = None\n"},
+    )
+    with pytest.raises(DuplicateEntryError, match=r"'diving'.*'clash-rules 1.0'.*'scoredist"):
+        get_rule("diving")
