@@ -53,7 +53,7 @@ def test_heads_reproduce_the_reference_configurations(shape, width, stride, wide
     convs, fcs = int(config[0]), int(config[2])
     head = AuxHead(shape, out, config=config, widen=widen, hidden_dim=128)
     c, w = shape[0], width * widen
-    conv_shapes = [(w, c, 3, 3), (w,), (w,)] + [(w, w, 3, 3), (w,), (w,)] * (convs - 1) if convs else []
+    conv_shapes = ([(w, c, 3, 3), (w,), (w,)] + [(w, w, 3, 3), (w,), (w,)] * (convs - 1)) if convs else []
     fc_in = w if convs else c
     fc_shapes = []
     for _ in range(fcs - 1):
@@ -62,7 +62,8 @@ def test_heads_reproduce_the_reference_configurations(shape, width, stride, wide
     fc_shapes += [(out, fc_in), (out,)]
     expected = sum(torch.Size(s).numel() for s in conv_shapes + fc_shapes)
     assert _params(head) == expected
-    assert [m.stride for m in _convs(head)] == [(stride, stride)] + [(1, 1)] * (convs - 1) if convs else True
+    if convs:
+        assert [m.stride for m in _convs(head)] == [(stride, stride)] + [(1, 1)] * (convs - 1)
     assert all(m.bias is None for m in _convs(head))
     assert len(_linears(head)) == fcs
 
