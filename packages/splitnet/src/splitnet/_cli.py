@@ -73,15 +73,21 @@ def _add_plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _build_plan(args):
+def _model_and_input(args):
     import torch
 
     from ._backbones import create_backbone
-    from ._plan import example_batch, plan
+    from ._plan import example_batch
 
     torch.manual_seed(0)
     model = create_backbone(args.model, **parse_options(args.model_opt, "--model-opt"))
-    x = example_batch(model, args.input_size)
+    return model, example_batch(model, args.input_size)
+
+
+def _build_plan(args):
+    from ._plan import plan
+
+    model, x = _model_and_input(args)
     p = plan(
         model,
         args.k,
@@ -129,11 +135,13 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_plan(args) -> int:
-    model, _, p = _build_plan(args)
     if args.list_cuts:
+        from ._trace import trace
+
+        chain = trace(*_model_and_input(args))
         rows = [
             {"index": c.index, "label": c.label, "aliases": list(c.aliases), "shape": list(c.shape[1:])}
-            for c in p.chain.cuts
+            for c in chain.cuts
         ]
         if args.json:
             print(json.dumps(rows, indent=2))
@@ -141,6 +149,7 @@ def _cmd_plan(args) -> int:
             for r in rows:
                 print(f"{r['index']:4d}  {r['label']:40s}  {'x'.join(map(str, r['shape']))}")
         return 0
+    _, _, p = _build_plan(args)
     print(json.dumps({"model": args.model, **p.to_dict()}, indent=2) if args.json else p.table())
     return 0
 

@@ -253,7 +253,9 @@ def measure_times(
             x = carried[i].detach().requires_grad_(i > 0)
 
             def step(piece=piece, x=x, i=i):
-                out = piece(x)
+                # inside a stage every piece but the first also computes its input's gradient;
+                # the clone lets in-place first operations run on a tensor that requires grad
+                out = piece(x.clone() if i > 0 else x)
                 if i == len(pieces) - 1:
                     return task_loss(out, targets)
                 return (out * torch.randn_like(out)).sum()

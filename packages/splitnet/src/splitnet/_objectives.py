@@ -65,6 +65,13 @@ def check_targets(targets: torch.Tensor, num_classes: int, task: str, where: str
         )
 
 
+def segmentation_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-pixel cross-entropy ignoring label 255; zero (not NaN) when every pixel is ignored."""
+    if not bool((targets != IGNORE_INDEX).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX)
+
+
 class GreedyObjective(nn.Module):
     """Greedy supervised learning: pool, linear classifier, cross-entropy.
 
@@ -84,9 +91,10 @@ class GreedyObjective(nn.Module):
 
     def forward(self, features: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = self.head(features)
+        targets = targets.long()
         if self.task == "segmentation":
             logits = F.interpolate(logits, size=targets.shape[-2:], mode="bilinear", align_corners=False)
-            return F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX)
+            return segmentation_loss(logits, targets)
         return F.cross_entropy(logits, targets)
 
 

@@ -20,17 +20,31 @@ from torch import nn
 from ._errors import SplitError
 from ._layout import infer_layout, token_grid
 from ._memory import MemoryLedger, measure_ledger, measure_times
-from ._objectives import IGNORE_INDEX, create_objective
+from ._objectives import create_objective, segmentation_loss
 from ._trace import Chain, CutPoint, trace
 
 BALANCES = ("even", "memory", "time")
 
 
-def default_task_loss(task: str):
+class TaskLoss(nn.Module):
+    """The last stage's default loss: cross-entropy (per pixel, 255 ignored, for segmentation)."""
+
+    def __init__(self, task: str = "classification"):
+        super().__init__()
+        self.task = task
+
+    def forward(self, output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.task == "segmentation":
+            return segmentation_loss(output, targets.long())
+        return F.cross_entropy(output, targets.long())
+
+    def extra_repr(self) -> str:
+        return f"task={self.task!r}"
+
+
+def default_task_loss(task: str) -> TaskLoss:
     """Cross-entropy; for segmentation with label 255 ignored."""
-    if task == "segmentation":
-        return lambda output, targets: F.cross_entropy(output, targets, ignore_index=IGNORE_INDEX)
-    return F.cross_entropy
+    return TaskLoss(task)
 
 
 def example_batch(model: nn.Module, input_size: Sequence[int] | None, batch_size: int = 2) -> torch.Tensor:

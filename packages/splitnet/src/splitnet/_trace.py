@@ -188,8 +188,17 @@ def _aliases(order: list[fx.Node], pos: int) -> tuple[str, ...]:
     return tuple(sorted(ending, key=lambda p: p.count(".")))
 
 
-def _label(gm: fx.GraphModule, aliases: tuple[str, ...], node: fx.Node) -> str:
-    containers = [a for a in aliases if any(True for _ in gm.get_submodule(a).children())]
+def _has_children(roots: tuple[nn.Module, ...], path: str) -> bool:
+    for root in roots:
+        try:
+            return any(True for _ in root.get_submodule(path).children())
+        except AttributeError:
+            continue
+    return False
+
+
+def _label(roots: tuple[nn.Module, ...], aliases: tuple[str, ...], node: fx.Node) -> str:
+    containers = [a for a in aliases if _has_children(roots, a)]
     if containers:
         return containers[-1]
     if aliases:
@@ -285,7 +294,7 @@ def trace(
                 i,
                 order[p].name,
                 aliases,
-                _label(gm, aliases, order[p]),
+                _label((model, gm), aliases, order[p]),
                 _node_shape(order[p]),
                 order[p].meta["tensor_meta"].dtype,
             )

@@ -1,0 +1,86 @@
+"""Tracing: where cuts may go, the structural fallback, and models that cannot be traced."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import splitnet
+
+
+class Residual(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.inner = nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, width))
+
+    def forward(self, x):
+        return x + self.inner(x)
+
+
+class DataDependent(nn.Module):
+    def forward(self, x):
+        return x * 2 if x.sum() > 0 else x
+
+
+def test_cuts_never_fall_inside_a_residual_block():
+    model = nn.Sequential(nn.Linear(4, 8), Residual(8), Residual(8), nn.Linear(8, 2))
+    chain = splitnet.trace(model, torch.randn(3, 4))
+    assert [c.label for c in chain.cuts] == ["0", "1", "2"]
+    assert [c.shape for c in chain.cuts] == [(3, 8)] * 3
+
+
+def test_values_that_do_not_depend_on_the_input_never_block_a_cut():
+    class WithEmbedding(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pos = nn.Parameter(torch.randn(1, 8))
+            self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+        def forward(self, x):
+            x = self.a(x) + self.pos
+            return self.b(x) + self.pos * 2
+
+    model = WithEmbedding()
+    x = torch.randn(2, 8)
+    chain = splitnet.trace(model, x)
+    assert len(chain.cuts) >= 2
+    out = chain.module(0, 2)(x)
+    assert torch.equal(chain.module(2, chain.num_pieces)(out), model(x))
+
+
+def test_untraceable_model_error_names_the_module_and_the_fix():
+    model = nn.Module()
+    model.body = nn.Sequential(nn.Linear(4, 4), DataDependent())
+
+    class Wrapper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = model
+
+        def forward(self, x):
+            return self.net.body(x)
+
+    with pytest.raises(splitnet.TraceFailure) as info:
+        splitnet.trace(Wrapper(), torch.randn(2, 4))
+    msg = str(info.value)
+    assert "net.body.1" in msg and "DataDependent" in msg and "leaf_modules" in msg
+    chain = splitnet.trace(Wrapper(), torch.randn(2, 4), leaf_modules=[DataDependent])
+    assert chain.method == "fx"
+
+
+def test_sequential_falls_back_to_cutting_between_children():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Sequential(DataDependent(), nn.Linear(4, 3)), nn.ReLU())
+    x = torch.randn(2, 4)
+    chain = splitnet.trace(model, x)
+    assert chain.method == "sequential"
+    assert [c.label for c in chain.cuts] == ["0", "1.0", "1.1"]
+    h = x
+    for a, b in [(0, 2), (2, 4)]:
+        h = chain.module(a, b)(h)
+    assert torch.equal(h, model(x))
+
+
+def test_only_tensors_are_carried():
+    with pytest.raises(splitnet.SplitError, match="one tensor"):
+        splitnet.trace(nn.Linear(2, 2), [torch.randn(2, 2)])
