@@ -183,3 +183,59 @@ def fake_clips(fake_dist) -> str:
         {"fake_clips_mod": FAKE_CLIPS},
     )
     return "fakeclips"
+
+
+# A stand-in for vidio's 'csv' dataset (same manifest columns), reading the demo's clips with
+# PyAV, so that the demo is tested where vidio is not installed (`nox -s tests`).
+FAKE_CSV = """
+import csv
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+
+class Manifest(torch.utils.data.Dataset):
+    score_range = (0.0, 104.5)
+    judge_range = (0.0, 10.0)
+    num_judges = 7
+
+    def __init__(self, root, split, **kwargs):
+        self.root = Path(root)
+        with open(self.root / f"{split}.csv", newline="") as handle:
+            self.rows = list(csv.DictReader(handle))
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        row = self.rows[i]
+        with av.open(str(self.root / row["path"])) as container:
+            frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+        judges = [float(row[f"judge_{j}"]) for j in range(1, 8)]
+        return {
+            "video": torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 255,
+            "score": torch.tensor(float(row["score"])),
+            "judge_scores": torch.tensor(judges),
+            "difficulty": torch.tensor(float(row["difficulty"])),
+            "id": row["id"],
+        }
+
+
+def manifest(root, split, **kwargs):
+    return Manifest(root, split, **kwargs)
+"""
+
+
+@pytest.fixture
+def csv_dataset(fake_dist) -> str:
+    """The 'vidio.datasets' entry 'csv': vidio's own when installed, else a stand-in."""
+    DATASETS.refresh()
+    if "csv" not in DATASETS:
+        fake_dist(
+            "fake-vidio-csv",
+            {"vidio.datasets": {"csv": "fake_vidio_csv:manifest"}},
+            {"fake_vidio_csv": FAKE_CSV},
+        )
+    return DATASETS.entry("csv").distribution

@@ -1,0 +1,169 @@
+import json
+
+import pytest
+
+from scoredist._cli import main
+
+COMMON = [
+    "--backbone",
+    "tiny3d",
+    "--backbone-opt",
+    "width=4",
+    "--score-range",
+    "0",
+    "30",
+    "--bins",
+    "31",
+    "--sigma",
+    "1",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "8",
+    "--no-progress",
+]
+
+
+def test_train_musdl_end_to_end(fake_clips, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        "--dataset",
+        fake_clips,
+        "--root",
+        str(tmp_path),
+        "--method",
+        "musdl",
+        "--out",
+        str(out),
+        "--judge-range",
+        "0",
+        "10",
+        "--judge-bins",
+        "21",
+        "--rule",
+        "sum",
+        "--val-split",
+        "val",
+        *COMMON,
+    ]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "epoch chosen on validation" in printed and "test-peeking" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"val_selected", "test_peeking"} <= set(summary)
+    run = json.loads((out / "run.json").read_text())
+    assert run["metadata"]["provenance"]["datasets"][fake_clips]["distribution"] == "fake-clips"
+    assert run["metadata"]["provenance"]["backbones"]["tiny3d"]["distribution"] == "scoredist"
+    assert run["metadata"]["validation"] == "split 'val'"
+    assert main([*argv, "--resume"]) == 0  # already complete: resumes to the same summary
+    assert json.loads((out / "summary.json").read_text()) == summary
+
+
+def test_feature_cache_extracts_once_and_holds_out_validation(fake_clips, tmp_path, capsys):
+    argv = [
+        "train",
+        "--dataset",
+        fake_clips,
+        "--root",
+        str(tmp_path),
+        "--cache-features",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "run"),
+        *COMMON,
+    ]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("written to") == 2
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("read from") == 2
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["metadata"]["validation"] == "6 samples held out of split 'train' (seed 1)"
+    assert run["metadata"]["features"] == "cached (frozen backbone)"
+
+
+def test_kfold_protocol_averages_folds(fake_clips, tmp_path, capsys):
+    out = tmp_path / "kfold"
+    argv = [
+        "train",
+        "--dataset",
+        fake_clips,
+        "--root",
+        str(tmp_path),
+        "--folds",
+        "2",
+        "--out",
+        str(out),
+        "--cache-features",
+        str(tmp_path / "cache"),
+        *COMMON,
+        "--decode",
+        "expectation",
+        "--lr",
+        "3e-3",
+    ]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    folds = [s["val_selected"]["test"]["spearman"] for s in summary["folds"]]
+    assert summary["average"]["val_selected"]["spearman"] == pytest.approx(sum(folds) / 2)
+    assert summary["average"]["val_selected"]["folds"] == 2
+    assert (out / "fold_1" / "metrics.jsonl").exists()
+    assert "2-fold average test rho" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--dataset", "nosuchset"], "unknown dataset 'nosuchset'"),
+        (
+            ["--dataset", "fakeclips", "--method", "musdl", "--judge-range", "0", "10", "--judge-bins", "21"],
+            "no rule for this dataset: pass --rule",
+        ),
+        (
+            [
+                "--dataset",
+                "fakeclips",
+                "--method",
+                "musdl",
+                "--rule",
+                "diving",
+                "--judge-range",
+                "0",
+                "10",
+                "--judge-bins",
+                "21",
+            ],
+            "rule 'diving' needs exactly 7 judge scores per sample, got 3",
+        ),
+        (["--dataset", "fakeclips", "--backbone", "wrongshape"], "backbone 'wrongshape' returned"),
+    ],
+)
+def test_bad_input_is_one_clear_line(fake_clips, tmp_path, capsys, extra, message):
+    argv = ["train", "--root", str(tmp_path), "--out", str(tmp_path / "run"), *COMMON, *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+
+
+def test_missing_sigma_without_a_preset_names_the_fix(fake_clips, tmp_path, capsys):
+    argv = [
+        "train",
+        "--dataset",
+        fake_clips,
+        "--root",
+        str(tmp_path),
+        "--backbone",
+        "tiny3d",
+        "--bins",
+        "31",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    assert main(argv) == 2
+    assert "no sigma for this dataset: pass --sigma" in capsys.readouterr().err
+
+
+def test_list_shows_groups_without_importing(fake_clips, capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "trimmed-mean" in out and "tiny3d" in out and "fakeclips" in out and "fake-clips 1.0" in out
