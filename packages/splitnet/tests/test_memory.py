@@ -8,7 +8,7 @@ from torch import nn
 
 import splitnet
 from splitnet._memory import measure_ledger, measure_profile
-from splitnet._peak import measure_peak
+from splitnet._peak import MeasurementError, measure_peak
 from splitnet._plan import default_task_loss
 
 
@@ -74,5 +74,5 @@ def test_real_peak_of_local_training_is_far_below_end_to_end():
 
 
 def test_a_failed_measurement_reports_why():
-    with pytest.raises(RuntimeError, match="unknown backbone 'no_such_model'"):
+    with pytest.raises(MeasurementError, match="unknown backbone 'no_such_model'"):
         measure_peak({"model": "no_such_model", "input_size": [3, 32, 32], "batch_size": 2, "mode": "e2e"})

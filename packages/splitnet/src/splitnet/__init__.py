@@ -16,6 +16,7 @@ Example:
 """
 
 from ._backbones import backbone_provenance, create_backbone, list_backbones
+from ._datasets import DatasetLayoutError, create_dataset, list_datasets
 from ._errors import NonFiniteLossError, SplitError, TraceFailure
 from ._heads import create_head, list_heads
 from ._localnet import LocalNet, StepResult, split
@@ -23,12 +24,15 @@ from ._objectives import create_objective, list_objectives
 from ._plan import Plan, plan
 from ._registry import DuplicateEntryError, PluginLoadError, RegistryError, UnknownEntryError
 from ._trace import Chain, CutPoint, trace
+from ._train import CheckpointError, TrainConfig, TrainingError, attach_head, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Chain",
+    "CheckpointError",
     "CutPoint",
+    "DatasetLayoutError",
     "DuplicateEntryError",
     "LocalNet",
     "NonFiniteLossError",
@@ -38,15 +42,21 @@ __all__ = [
     "SplitError",
     "StepResult",
     "TraceFailure",
+    "TrainConfig",
+    "TrainingError",
     "UnknownEntryError",
+    "attach_head",
     "backbone_provenance",
     "create_backbone",
+    "create_dataset",
     "create_head",
     "create_objective",
     "list_backbones",
+    "list_datasets",
     "list_heads",
     "list_objectives",
     "plan",
     "split",
     "trace",
+    "train",
 ]

@@ -202,6 +202,65 @@ def _cmd_memory(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    from ._train import TrainConfig, train
+
+    config = TrainConfig(
+        model=args.model,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        download=args.download,
+        model_options=parse_options(args.model_opt, "--model-opt"),
+        num_classes=args.num_classes,
+        head=args.head,
+        head_options=parse_options(args.head_opt, "--head-opt"),
+        k=args.k or 1,
+        balance=args.balance,
+        cuts=args.cuts,
+        objective=args.objective,
+        objective_options=parse_options(args.objective_opt, "--objective-opt"),
+        epochs=args.epochs,
+        batch_size=args.batch_size or 128,
+        eval_batch_size=args.eval_batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        momentum=args.momentum,
+        nesterov=not args.no_nesterov,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        warmup_epochs=args.warmup_epochs,
+        accumulate=args.accumulate,
+        amp=args.amp,
+        compile=args.compile,
+        device=args.device,
+        workers=args.workers,
+        threads=args.threads,
+        seed=args.seed,
+        out=args.out,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint_every,
+        max_steps_per_epoch=args.max_steps_per_epoch,
+        progress=not args.quiet,
+    )
+    summary = train(config)
+    print(json.dumps({"run": summary["run"], "final": summary["final"]}, indent=2))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from ._demo import run_demo
+
+    run_demo(args.out, epochs=args.epochs, seed=args.seed)
+    return 0
+
+
+def _cmd_summarize(args) -> int:
+    from ._summary import summarize
+
+    print(summarize(args.runs))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m splitnet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -227,14 +286,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--real", action="store_true", help="also measure the real peak in fresh subprocesses")
     p.add_argument("--device", default="cpu", help="device for --real (cpu or cuda)")
     p.set_defaults(func=_cmd_memory)
+
+    p = sub.add_parser("train", help="train end-to-end (--k 1) or locally (--k K --objective ...)")
+    _add_model_args(p)
+    _add_plan_args(p)
+    p.set_defaults(k=1)
+    p.add_argument("--dataset", default="digits", help="splitnet.datasets entry (digits works offline)")
+    p.add_argument("--data-root", help="folder holding the dataset in its official layout")
+    p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
+    p.add_argument("--head", help="splitnet.heads entry to put on the backbone (e.g. for segmentation)")
+    p.add_argument("--head-opt", action="append", metavar="NAME=VALUE", help="option for the head")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--eval-batch-size", type=int, default=256)
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--no-nesterov", action="store_true")
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine")
+    p.add_argument("--warmup-epochs", type=float, default=0.0)
+    p.add_argument("--accumulate", type=int, default=1, help="gradient accumulation steps per update")
+    p.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision (bf16 on CPU; fp16/bf16 on CUDA)")
+    p.add_argument("--compile", action="store_true", help="torch.compile every stage")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--threads", type=int, help="torch intra-op threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/train", help="run folder: config, metrics.jsonl, checkpoint.pt")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
+    p.add_argument("--max-steps-per-epoch", type=int, help="cap the steps of an epoch (smoke runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("demo", help="the main job: end-to-end vs greedy vs InfoPro on digits, with a report")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("summarize", help="mean +- std of finished runs, grouped by method and K")
+    p.add_argument("runs", nargs="+", help="run folders (each with config.json and metrics.jsonl)")
+    p.set_defaults(func=_cmd_summarize)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m splitnet`` and the ``splitnet`` console script."""
+    from ._peak import MeasurementError
+    from ._train import TrainingError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (RegistryError, ValueError) as exc:
+    except (
+        RegistryError,
+        ValueError,
+        TrainingError,
+        MeasurementError,
+        FileNotFoundError,
+        ImportError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -20,6 +20,10 @@ import sys
 _STATUS = "/proc/self/status"
 
 
+class MeasurementError(RuntimeError):
+    """A peak-memory measurement could not run; the message carries the subprocess's error."""
+
+
 def _status_kib(key: str) -> int:
     with open(_STATUS) as f:
         return int(re.search(rf"{key}:\s+(\d+)", f.read()).group(1))
@@ -39,10 +43,12 @@ def measure_peak(spec: dict, timeout: float = 1800.0) -> dict:
         ``{"peak_bytes": ..., "baseline_bytes": ..., "method": ...}``.
 
     Raises:
-        RuntimeError: the subprocess failed; the message carries its error output.
+        MeasurementError: the subprocess failed; the message carries its error output.
     """
     if sys.platform != "linux" and spec.get("device", "cpu") == "cpu":
-        raise RuntimeError("CPU peak measurement reads /proc and needs Linux; use device='cuda' elsewhere")
+        raise MeasurementError(
+            "CPU peak measurement reads /proc and needs Linux; use device='cuda' elsewhere"
+        )
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
     proc = subprocess.run(
         [sys.executable, "-m", "splitnet._peak", json.dumps(spec)],
@@ -52,7 +58,7 @@ def measure_peak(spec: dict, timeout: float = 1800.0) -> dict:
         timeout=timeout,
     )
     if proc.returncode != 0:
-        raise RuntimeError(
+        raise MeasurementError(
             f"peak measurement of {spec.get('model')} ({spec.get('mode')}) failed:\n" + proc.stderr[-3000:]
         )
     return json.loads(proc.stdout.strip().splitlines()[-1])
