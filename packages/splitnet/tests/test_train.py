@@ -135,3 +135,11 @@ def test_end_to_end_is_k1_and_accumulation_and_bf16_run(tmp_path):
     summary = train(config(tmp_path, "e2e", k=1, accumulate=2, amp="bf16", epochs=1))
     assert summary["k"] == 1 and summary["objective"] is None and summary["cuts"] == []
     assert isinstance(splitnet.__version__, str)
+
+
+def test_a_finished_run_loads_back_for_evaluation(tmp_path):
+    summary = train(config(tmp_path, epochs=1))
+    run = splitnet.load_run(tmp_path / "run")
+    assert run.net.k == 3 and not run.net.training and run.task == "classification"
+    again = splitnet.evaluate(run.net, run.test_set, run.config, run.task, run.num_classes)
+    assert again["test_acc"] == summary["final"]["test_acc"]

@@ -24,7 +24,7 @@ from ._objectives import create_objective, list_objectives
 from ._plan import Plan, plan
 from ._registry import DuplicateEntryError, PluginLoadError, RegistryError, UnknownEntryError
 from ._trace import Chain, CutPoint, trace
-from ._train import CheckpointError, TrainConfig, TrainingError, attach_head, train
+from ._train import CheckpointError, Run, TrainConfig, TrainingError, attach_head, evaluate, load_run, train
 
 __version__ = "0.1.0"
 
@@ -37,6 +37,7 @@ __all__ = [
     "LocalNet",
     "NonFiniteLossError",
     "Plan",
+    "Run",
     "PluginLoadError",
     "RegistryError",
     "SplitError",
@@ -51,10 +52,12 @@ __all__ = [
     "create_dataset",
     "create_head",
     "create_objective",
+    "evaluate",
     "list_backbones",
     "list_datasets",
     "list_heads",
     "list_objectives",
+    "load_run",
     "plan",
     "split",
     "trace",

@@ -478,6 +478,41 @@ def train(config: TrainConfig) -> dict:
     return summary
 
 
+@dataclass
+class Run:
+    """A trained run loaded back: its LocalNet, its settings and its test split."""
+
+    net: nn.Module
+    config: TrainConfig
+    test_set: object
+    task: str
+    num_classes: int
+
+
+def load_run(folder: str | Path, device: str = "cpu", checkpoint: str = "checkpoint.pt") -> Run:
+    """Rebuild the LocalNet of a run folder and load its latest weights (eval mode).
+
+    Raises:
+        FileNotFoundError: the folder has no config.json or no checkpoint.
+        CheckpointError: the checkpoint is corrupt or from other settings.
+
+    Example:
+        >>> run = splitnet.load_run("runs/infopro-k4")  # doctest: +SKIP
+        >>> logits = run.net(images)  # doctest: +SKIP
+    """
+    folder = Path(folder)
+    saved = json.loads((folder / "config.json").read_text())["config"]
+    config = TrainConfig(**{**saved, "device": device, "resume": True, "out": str(folder)})
+    test_set = create_dataset(config.dataset, config.data_root, "test")
+    num_classes = config.num_classes or test_set.num_classes
+    example = torch.stack([test_set[0][0], test_set[1][0]]).to(device)
+    torch.manual_seed(config.seed)
+    _, _, net, _ = build(config, example, num_classes, test_set.task, test_set.mean, test_set.std)
+    state = _load_checkpoint(folder / checkpoint, config)
+    net.load_state_dict(state["model"])
+    return Run(net.eval(), config, test_set, test_set.task, num_classes)
+
+
 def _set_rng(state) -> None:
     torch.set_rng_state(state[0])
     random.setstate(state[1])

@@ -1,0 +1,151 @@
+"""Peak training memory of local vs end-to-end training, as in the InfoPro paper's Table 2.
+
+ResNet-110 on 32x32 inputs at batch 1024, greedy objective (its auxiliary nets counted),
+K = 1..8, even and memory-balanced cuts, plus the paper's own InfoPro* cuts. Reports the
+saved-tensor ledger and the real peak of a fresh process (CPU: resident-set high-water
+mark; CUDA: max allocated) for every plan, and the time per step relative to end-to-end.
+
+    python packages/splitnet/benchmarks/bench_memory.py --out runs/bench           # full
+    python packages/splitnet/benchmarks/bench_memory.py --out runs/bench --quick   # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import splitnet
+from splitnet._peak import measure_peak
+
+PAPER = {2: 0.572, 3: 0.449, 4: 0.374}  # InfoPro*, ResNet-110, CIFAR-10 (Table 2)
+TARGET = {2: 0.55, 3: 0.40, 4: 0.30}
+
+
+def step_seconds(model, plans, batch_size, repeats, device):
+    """Median seconds per training step of end-to-end and of each plan, interleaved."""
+    x = torch.randn(batch_size, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (batch_size,), device=device)
+    nets = {key: splitnet.split(model, p).train() for key, p in plans.items()}
+
+    def e2e():
+        F.cross_entropy(model(x), y).backward()
+
+    runs = {
+        "e2e": e2e,
+        **{key: (lambda n=net: n.local_step(x, y, check_labels=False)) for key, net in nets.items()},
+    }
+    samples = {key: [] for key in runs}
+    for _ in range(repeats + 1):
+        for key, fn in runs.items():
+            model.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            samples[key].append(time.perf_counter() - start)
+    return {key: statistics.median(values[1:]) for key, values in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", default="runs/bench")
+    parser.add_argument("--quick", action="store_true", help="batch 128, K in 1,2,4, no real peaks")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--time-batch", type=int, default=128, help="batch size of the step-time comparison")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    batch = 128 if args.quick else 1024
+    ks = [2, 4] if args.quick else list(range(2, 9))
+    torch.manual_seed(0)
+    model = splitnet.create_backbone("cifar_resnet110").to(device)
+    chain = splitnet.trace(model, torch.randn(2, 3, 32, 32, device=device))
+    rows, plans = [], {}
+    for balance in ("even", "memory", "infopro*"):
+        for k in ks:
+            if balance == "infopro*" and k not in model.named_plans["infopro*"]:
+                continue
+            p = splitnet.plan(model, k, balance=balance, chain=chain, batch_size=batch)
+            plans[balance, k] = p
+            rows.append(
+                {
+                    "balance": balance,
+                    "k": k,
+                    "cuts": [c.label for c in p.cuts],
+                    "per_stage_bytes": p.stage_bytes,
+                    "e2e_bytes": p.e2e_bytes,
+                    "ledger_ratio": max(p.stage_bytes) / p.e2e_bytes,
+                }
+            )
+    real = not args.quick
+    if real:
+        spec = {
+            "model": "cifar_resnet110",
+            "input_size": [3, 32, 32],
+            "batch_size": batch,
+            "device": args.device,
+        }
+        e2e = measure_peak({**spec, "mode": "e2e"})
+        for row in rows:
+            local = measure_peak({**spec, "mode": "local", "cuts": row["cuts"]})
+            row["real_peak_bytes"] = local["peak_bytes"]
+            row["real_ratio"] = local["peak_bytes"] / e2e["peak_bytes"]
+            print(
+                f"{row['balance']:8s} K={row['k']}: ledger {row['ledger_ratio']:.1%}, real {row['real_ratio']:.1%}",
+                flush=True,
+            )
+    timing_plans = {f"{b} K={k}": p for (b, k), p in plans.items() if b != "even" or k == 4}
+    seconds = step_seconds(model, timing_plans, args.time_batch, 3 if args.quick else 5, device)
+    for row in rows:
+        key = f"{row['balance']} K={row['k']}"
+        if key in seconds:
+            row["time_ratio"] = seconds[key] / seconds["e2e"]
+    device_name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu"
+    result = {
+        "model": "cifar_resnet110",
+        "input": [3, 32, 32],
+        "batch_size": batch,
+        "objective": "greedy",
+        "device": device_name,
+        "threads": torch.get_num_threads(),
+        "time_batch": args.time_batch,
+        "e2e_seconds_per_step": seconds["e2e"],
+        "rows": rows,
+        "e2e_real_peak_bytes": e2e["peak_bytes"] if real else None,
+        "real_method": e2e["method"] if real else None,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "memory.json").write_text(json.dumps(result, indent=2))
+    print(table(result))
+
+
+def table(result: dict) -> str:
+    lines = [
+        f"ResNet-110, 32x32, batch {result['batch_size']}, greedy aux nets counted; device {result['device']}",
+        "| balance | K | ledger (% of E2E) | real peak (% of E2E) | paper InfoPro* | target | time / step vs E2E |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        real = f"{r['real_ratio']:.1%}" if "real_ratio" in r else "-"
+        paper = f"{PAPER[r['k']]:.1%}" if r["balance"] != "even" and r["k"] in PAPER else ""
+        target = f"<= {TARGET[r['k']]:.0%}" if r["balance"] == "memory" and r["k"] in TARGET else ""
+        timing = f"{r['time_ratio']:.3f}x" if "time_ratio" in r else ""
+        lines.append(
+            f"| {r['balance']} | {r['k']} | {r['ledger_ratio']:.1%} | {real} | {paper} | {target} | {timing} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
