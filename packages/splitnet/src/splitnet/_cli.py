@@ -241,6 +241,9 @@ def _cmd_train(args) -> int:
         checkpoint_every=args.checkpoint_every,
         max_steps_per_epoch=args.max_steps_per_epoch,
         progress=not args.quiet,
+        stage_parallel=args.stage_parallel,
+        max_in_flight=args.max_in_flight,
+        dist_timeout=args.dist_timeout,
     )
     summary = train(config)
     print(json.dumps({"run": summary["run"], "final": summary["final"]}, indent=2))
@@ -317,6 +320,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
     p.add_argument("--max-steps-per-epoch", type=int, help="cap the steps of an epoch (smoke runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--stage-parallel",
+        action="store_true",
+        help="under torchrun: one process per stage, pipelined (K x replicas processes)",
+    )
+    p.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=2,
+        help="stage-parallel: batches a stage may send ahead of the next one",
+    )
+    p.add_argument(
+        "--dist-timeout", type=float, default=600.0, help="seconds before a stuck collective fails"
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("demo", help="the main job: end-to-end vs greedy vs InfoPro on digits, with a report")

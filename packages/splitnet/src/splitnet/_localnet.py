@@ -34,6 +34,18 @@ class StepResult:
         return self.losses[-1]
 
 
+class LocalStage(nn.Module):
+    """One stage and the loss it trains on: ``forward(h, inputs, targets) -> (out, loss)``."""
+
+    def __init__(self, stage: nn.Module, loss: nn.Module, last: bool):
+        super().__init__()
+        self.stage, self.loss, self.last = stage, loss, last
+
+    def forward(self, h: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor):
+        out = self.stage(h)
+        return out, self.loss(out, targets) if self.last else self.loss(out, inputs, targets)
+
+
 class LocalNet(nn.Module):
     """A model as K stages; each stage trains on its own local objective.
 
@@ -66,6 +78,11 @@ class LocalNet(nn.Module):
         self.plan = plan
         self.num_classes = num_classes
         self.task = task
+        # a plain list: the runners share the stages' modules and must not duplicate state-dict keys
+        self._runners: list[nn.Module] = [
+            LocalStage(stage, objectives[k] if k < len(objectives) else task_loss, k == len(stages) - 1)
+            for k, stage in enumerate(stages)
+        ]
 
     @property
     def k(self) -> int:
@@ -93,6 +110,7 @@ class LocalNet(nn.Module):
         autocast_dtype: torch.dtype | None = None,
         grad_scaler: torch.amp.GradScaler | None = None,
         check_labels: bool = True,
+        sync: bool = True,
     ) -> StepResult:
         """Forward and backward every stage on its local loss; gradients accumulate in ``.grad``.
 
@@ -107,6 +125,8 @@ class LocalNet(nn.Module):
                 dtype (``torch.bfloat16`` on CPU; ``float16``/``bfloat16`` on CUDA).
             grad_scaler: a ``torch.amp.GradScaler`` for float16 training.
             check_labels: validate label ranges (one cheap reduction per step).
+            sync: after :meth:`distribute`, reduce gradients across processes in this step
+                (pass ``False`` for all but the last micro-batch of an accumulation).
 
         Returns:
             The detached losses and output.
@@ -117,21 +137,48 @@ class LocalNet(nn.Module):
         """
         if check_labels and self.num_classes is not None:
             check_targets(targets, self.num_classes, self.task, "LocalNet.local_step")
-        device_type = inputs.device.type
-        h = inputs
-        losses = []
-        for k, stage in enumerate(self.stages):
-            amp = (
-                torch.autocast(device_type, dtype=autocast_dtype)
-                if autocast_dtype is not None
-                else contextlib.nullcontext()
+        h, losses = inputs, []
+        for k in range(self.k):
+            h, loss = self.stage_step(
+                k,
+                h,
+                inputs,
+                targets,
+                loss_scale=loss_scale,
+                autocast_dtype=autocast_dtype,
+                grad_scaler=grad_scaler,
+                sync=sync,
             )
+            losses.append(loss)
+        return StepResult(losses, h)
+
+    def stage_step(
+        self,
+        k: int,
+        h: torch.Tensor,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        *,
+        loss_scale: float = 1.0,
+        autocast_dtype: torch.dtype | None = None,
+        grad_scaler: torch.amp.GradScaler | None = None,
+        sync: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Train stage ``k`` alone on input ``h``: forward, its loss, backward.
+
+        This is one iteration of :meth:`local_step`; a stage-parallel worker that owns stage
+        ``k`` calls it with the activations it received. Returns the detached output and loss.
+        """
+        runner = self._runners[k]
+        amp = (
+            torch.autocast(inputs.device.type, dtype=autocast_dtype)
+            if autocast_dtype is not None
+            else contextlib.nullcontext()
+        )
+        no_sync = runner.no_sync() if hasattr(runner, "no_sync") and not sync else contextlib.nullcontext()
+        with no_sync:
             with amp:
-                out = stage(h)
-                if k < len(self.objectives):
-                    loss = self.objectives[k](out, inputs, targets)
-                else:
-                    loss = self.task_loss(out, targets)
+                out, loss = runner(h, inputs, targets)
             value = float(loss.detach())
             if not math.isfinite(value):
                 what = (
@@ -145,9 +192,26 @@ class LocalNet(nn.Module):
                 )
             scaled = loss * loss_scale
             (grad_scaler.scale(scaled) if grad_scaler is not None else scaled).backward()
-            losses.append(loss.detach())
-            h = out.detach()
-        return StepResult(losses, h)
+        return out.detach(), loss.detach()
+
+    def distribute(self, stages: list[int] | None = None, **ddp_options) -> LocalNet:
+        """Reduce gradients across processes with ``DistributedDataParallel``, one per stage.
+
+        Each stage and its loss are wrapped together, so every local backward pass reduces
+        exactly that stage's (and its auxiliary nets') gradients. Needs an initialised
+        ``torch.distributed`` process group.
+
+        Args:
+            stages: the stages this process trains (default: all; a stage-parallel worker
+                passes its own).
+            **ddp_options: passed to ``DistributedDataParallel`` (``process_group``,
+                ``device_ids``, ``find_unused_parameters``, ...).
+        """
+        from torch.nn.parallel import DistributedDataParallel
+
+        for k in range(self.k) if stages is None else stages:
+            self._runners[k] = DistributedDataParallel(self._runners[k], **ddp_options)
+        return self
 
     def compile_stages(self, **kwargs) -> LocalNet:
         """``torch.compile`` every stage and objective in place (state-dict keys unchanged)."""

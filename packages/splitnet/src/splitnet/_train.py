@@ -12,6 +12,7 @@ with the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -23,14 +24,17 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader, Subset
+from torch.utils.data.distributed import DistributedSampler
 
 from ._backbones import backbone_provenance, create_backbone
 from ._datasets import DATASETS, create_dataset
+from ._distributed import Topology, clear_failures, device_for, first_failure, record_failure, teardown
+from ._distributed import setup as setup_distributed
 from ._errors import NonFiniteLossError
 from ._heads import HEADS, create_head
 from ._layout import infer_layout
-from ._localnet import split
+from ._localnet import LocalNet, split
 from ._objectives import OBJECTIVES, check_targets
 from ._plan import plan
 
@@ -103,6 +107,9 @@ class TrainConfig:
     checkpoint_every: int = 0
     max_steps_per_epoch: int | None = None
     progress: bool = True
+    stage_parallel: bool = False
+    max_in_flight: int = 2
+    dist_timeout: float = 600.0
 
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adamw"):
@@ -113,6 +120,13 @@ class TrainConfig:
             raise ValueError(f"amp must be 'bf16' or 'fp16' (or unset), got {self.amp!r}")
         if self.k < 1 or self.epochs < 1 or self.batch_size < 1 or self.accumulate < 1:
             raise ValueError("k, epochs, batch_size and accumulate must all be at least 1")
+        if self.stage_parallel and self.checkpoint_every:
+            raise ValueError(
+                "--checkpoint-every is not supported with --stage-parallel: stages checkpoint "
+                "together at every epoch end, when the pipeline is drained"
+            )
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {self.max_in_flight}")
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -175,13 +189,19 @@ def _lr_lambda(config: TrainConfig, steps_per_epoch: int):
     return factor
 
 
-def _epoch_loader(dataset, config: TrainConfig, epoch: int) -> DataLoader:
-    """The data order of epoch ``epoch`` depends only on the seed and the epoch."""
-    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+def _epoch_loader(
+    dataset, config: TrainConfig, epoch: int, replicas: int = 1, replica: int = 0
+) -> DataLoader:
+    """This replica's share of epoch ``epoch``: a pure function of the seed, the epoch and the replica."""
+    sampler = DistributedSampler(
+        dataset, num_replicas=replicas, rank=replica, shuffle=True, seed=config.seed, drop_last=True
+    )
+    sampler.set_epoch(epoch)
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 1_009 + replica)
     return DataLoader(
         dataset,
         batch_size=config.batch_size,
-        sampler=RandomSampler(dataset, generator=generator),
+        sampler=sampler,
         num_workers=config.workers,
         generator=generator,
         drop_last=True,
@@ -194,41 +214,76 @@ def _autocast(config: TrainConfig) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[config.amp]
 
 
-def evaluate(net: nn.Module, dataset, config: TrainConfig, task: str, num_classes: int) -> dict:
-    """Top-1 accuracy and loss (classification) or mIoU and pixel accuracy (segmentation)."""
+class EvalTally:
+    """Sums behind the test metrics; adds up across processes before :meth:`metrics`."""
+
+    def __init__(self, task: str, num_classes: int):
+        self.task, self.num_classes = task, num_classes
+        self.sums = torch.zeros(3, dtype=torch.float64)  # loss * n, samples, correct
+        self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+
+    def add(self, out: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor) -> None:
+        n = targets.shape[0]
+        pred = out.argmax(1)
+        self.sums += torch.tensor([float(loss) * n, n, 0.0], dtype=torch.float64)
+        if self.task == "segmentation":
+            valid = targets != 255
+            flat = (targets[valid] * self.num_classes + pred[valid]).cpu()
+            self.confusion += torch.bincount(flat, minlength=self.num_classes**2).view(self.num_classes, -1)
+        else:
+            self.sums[2] += int((pred == targets).sum())
+
+    def all_reduce(self) -> None:
+        import torch.distributed as dist
+
+        for tensor in (self.sums, self.confusion):
+            dist.all_reduce(tensor)
+
+    def metrics(self) -> dict:
+        loss_sum, total, correct = self.sums.tolist()
+        result = {"test_loss": loss_sum / max(total, 1)}
+        if self.task == "segmentation":
+            inter = self.confusion.diag().double()
+            union = self.confusion.sum(0).double() + self.confusion.sum(1).double() - inter
+            present = union > 0
+            result["test_miou"] = float((inter[present] / union[present]).mean()) if present.any() else 0.0
+            result["test_pixel_acc"] = float(inter.sum() / self.confusion.sum().clamp(min=1))
+        else:
+            result["test_acc"] = correct / max(total, 1)
+        return result
+
+
+def evaluate(
+    net: nn.Module,
+    dataset,
+    config: TrainConfig,
+    task: str,
+    num_classes: int,
+    topology: Topology | None = None,
+) -> dict:
+    """Top-1 accuracy and loss (classification) or mIoU and pixel accuracy (segmentation).
+
+    Under data parallelism every process evaluates every ``world``-th sample and the sums
+    are reduced, so all processes return the metrics of the whole split.
+    """
+    if topology is not None and topology.distributed:
+        dataset = Subset(dataset, range(topology.rank, len(dataset), topology.world))
     loader = DataLoader(dataset, batch_size=config.eval_batch_size, shuffle=False, num_workers=config.workers)
-    device = torch.device(config.device)
+    device = next(net.parameters()).device
     was_training = net.training
     net.eval()
-    total, loss_sum, correct = 0, 0.0, 0
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    tally = EvalTally(task, num_classes)
     dtype = _autocast(config)
     with torch.no_grad():
         for x, y in loader:
             x, y = x.to(device), y.to(device).long()
             with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
                 out = net(x)
-            loss_sum += float(net.task_loss(out.float(), y)) * x.shape[0]
-            total += x.shape[0]
-            pred = out.argmax(1)
-            if task == "segmentation":
-                valid = y != 255
-                confusion += torch.bincount(
-                    (y[valid] * num_classes + pred[valid]).cpu(), minlength=num_classes**2
-                ).reshape(num_classes, num_classes)
-            else:
-                correct += int((pred == y).sum())
+            tally.add(out, y, net.task_loss(out.float(), y))
     net.train(was_training)
-    result = {"test_loss": loss_sum / max(total, 1)}
-    if task == "segmentation":
-        inter = confusion.diag().double()
-        union = confusion.sum(0).double() + confusion.sum(1).double() - inter
-        present = union > 0
-        result["test_miou"] = float((inter[present] / union[present]).mean()) if present.any() else 0.0
-        result["test_pixel_acc"] = float(inter.sum() / confusion.sum().clamp(min=1))
-    else:
-        result["test_acc"] = correct / max(total, 1)
-    return result
+    if topology is not None and topology.distributed:
+        tally.all_reduce()
+    return tally.metrics()
 
 
 def _peak_memory(device: torch.device) -> dict:
@@ -237,8 +292,20 @@ def _peak_memory(device: torch.device) -> dict:
     return {"process_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
-def build(config: TrainConfig, example: torch.Tensor, num_classes: int, task: str, mean, std):
-    """The model, plan and LocalNet a config describes, and the provenance of each part."""
+def build(
+    config: TrainConfig,
+    example: torch.Tensor,
+    num_classes: int,
+    task: str,
+    mean,
+    std,
+    cuts: list[int] | None = None,
+):
+    """The model, plan and LocalNet a config describes, and the provenance of each part.
+
+    ``cuts`` (cut indices) overrides the planning, so that every process of a distributed
+    run trains the same stages (rank 0 plans, the others follow).
+    """
     options = dict(config.model_options)
     if config.head is None:
         options.setdefault("num_classes", num_classes)
@@ -248,11 +315,12 @@ def build(config: TrainConfig, example: torch.Tensor, num_classes: int, task: st
     if config.head is not None:
         model = attach_head(model, config.head, example, num_classes, task, **config.head_options)
         provenance["head"] = HEADS.entry(config.head).as_dict()
+    explicit = cuts if cuts is not None else config.cuts
     p = plan(
         model,
-        None if config.cuts else config.k,
+        None if explicit is not None else config.k,
         balance=config.balance,
-        cuts=config.cuts,
+        cuts=explicit,
         example_input=example,
         objective=config.objective,
         objective_options=config.objective_options,
@@ -265,8 +333,195 @@ def build(config: TrainConfig, example: torch.Tensor, num_classes: int, task: st
     )
     if p.k > 1:
         provenance["objective"] = OBJECTIVES.entry(config.objective).as_dict()
+    torch.manual_seed(config.seed + 1)  # auxiliary nets start the same however the cuts were found
     net = split(model, p).to(example.device)
     return model, p, net, provenance
+
+
+@dataclass
+class Session:
+    """Everything one process of a run needs, set up once (see :func:`prepare`)."""
+
+    config: TrainConfig
+    topology: Topology
+    device: torch.device
+    out: Path
+    train_set: object
+    test_set: object
+    num_classes: int
+    task: str
+    plan: object
+    net: LocalNet
+    provenance: dict
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: object
+    steps_per_epoch: int
+    input_shape: tuple[int, ...]
+    target_shape: tuple[int, ...]
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+
+def prepare(config: TrainConfig, topology: Topology) -> Session:
+    """Datasets, model, plan, LocalNet, optimizer and schedule for this process.
+
+    Under stage parallelism the optimizer holds only this process's stage (and its
+    objective); every process plans identically because rank 0's cuts are broadcast.
+    """
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "checkpoint.pt").exists() and not config.resume:
+        raise TrainingError(
+            f"{out} already holds a run (checkpoint.pt): pass --resume to continue it, or choose another --out"
+        )
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = device_for(topology, config.device)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    train_set = create_dataset(config.dataset, config.data_root, "train", download=config.download)
+    test_set = create_dataset(config.dataset, config.data_root, "test", download=config.download)
+    per_replica = len(train_set) // topology.replicas
+    if per_replica < config.batch_size:
+        raise ValueError(
+            f"the {config.dataset} training split gives each of {topology.replicas} replica(s) {per_replica} "
+            f"samples, fewer than one batch of {config.batch_size}: lower --batch-size"
+        )
+    num_classes = config.num_classes or train_set.num_classes
+    task = train_set.task
+    first, second = train_set[0], train_set[1]
+    example = torch.stack([first[0], second[0]]).to(device)
+    target_shape = tuple(torch.as_tensor(first[1]).shape)
+    torch.manual_seed(config.seed)
+    if topology.main:
+        _, p, net, provenance = build(config, example, num_classes, task, train_set.mean, train_set.std)
+    if topology.distributed:
+        import torch.distributed as dist
+
+        shared = [[c.index for c in p.cuts]] if topology.main else [None]
+        dist.broadcast_object_list(shared, src=0)
+        if not topology.main:
+            torch.manual_seed(config.seed)
+            _, p, net, provenance = build(
+                config, example, num_classes, task, train_set.mean, train_set.std, shared[0]
+            )
+    provenance["dataset"] = DATASETS.entry(config.dataset).as_dict()
+    if topology.stages > 1 and p.k != topology.stages:
+        raise ValueError(
+            f"--stage-parallel needs one process per stage: the plan has K={p.k}, "
+            f"the launch {topology.stages}"
+        )
+    # training randomness starts from a known state, whatever planning consumed; ranks differ
+    torch.manual_seed(config.seed + 2 + topology.rank)
+    random.seed(config.seed + topology.rank)
+    if config.compile:
+        net.compile_stages()
+    if topology.stages > 1:
+        params = net.stage_parameters(topology.stage)
+        if topology.replicas > 1:
+            net.distribute([topology.stage], process_group=topology.dp_group, **_ddp_devices(device))
+    else:
+        params = list(net.parameters())
+        if topology.distributed:
+            net.distribute(**_ddp_devices(device))
+    params = [q for q in params if q.requires_grad]
+    if config.optimizer == "sgd":
+        opt = torch.optim.SGD(
+            params,
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+            weight_decay=config.weight_decay,
+        )
+    else:
+        opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = per_replica // config.batch_size
+    if config.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+    updates_per_epoch = max(1, steps_per_epoch // config.accumulate)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config, updates_per_epoch))
+    scaler = torch.amp.GradScaler(device.type) if config.amp == "fp16" else None
+    return Session(
+        config,
+        topology,
+        device,
+        out,
+        train_set,
+        test_set,
+        num_classes,
+        task,
+        p,
+        net,
+        provenance,
+        opt,
+        sched,
+        scaler,
+        steps_per_epoch,
+        tuple(example.shape[1:]),
+        target_shape,
+    )
+
+
+def _ddp_devices(device: torch.device) -> dict:
+    return {"device_ids": [device.index]} if device.type == "cuda" else {}
+
+
+def optimizer_step(session: Session) -> None:
+    """Apply the accumulated gradients, clear them, advance the schedule."""
+    if session.scaler is not None:
+        session.scaler.step(session.optimizer)
+        session.scaler.update()
+    else:
+        session.optimizer.step()
+    session.optimizer.zero_grad(set_to_none=True)
+    session.scheduler.step()
+
+
+def write_run_files(session: Session) -> None:
+    """config.json: the settings, the plan, and who supplied each part (rank 0 only)."""
+    _write_json(
+        session.out / "config.json",
+        {
+            "config": asdict(session.config),
+            "provenance": session.provenance,
+            "plan": session.plan.to_dict(),
+            "versions": _versions(),
+            "world_size": session.topology.world,
+        },
+    )
+
+
+def append_metrics(session: Session, metrics: dict) -> None:
+    """One line of metrics.jsonl, flushed to disk before training goes on (rank 0 only)."""
+    with open(session.out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(metrics) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    if session.config.progress:
+        shown = {k: v for k, v in metrics.items() if k in ("epoch", "test_acc", "test_miou", "test_loss")}
+        print(json.dumps(shown))
+
+
+def finish(session: Session, final: dict) -> dict:
+    """Write and return summary.json."""
+    p = session.plan
+    summary = {
+        "run": str(session.out),
+        "k": p.k,
+        "objective": session.config.objective if p.k > 1 else None,
+        "cuts": [c.label for c in p.cuts],
+        "per_stage_bytes": p.stage_bytes,
+        "e2e_bytes": p.e2e_bytes,
+        "world_size": session.topology.world,
+        "final": final or _last_metrics(session.out),
+        "provenance": session.provenance,
+    }
+    if session.topology.main:
+        _write_json(session.out / "summary.json", summary)
+    return summary
 
 
 def _load_checkpoint(path: Path, config: TrainConfig) -> dict:
@@ -299,105 +554,104 @@ def _jsonable(value):
 def train(config: TrainConfig) -> dict:
     """Train as ``config`` says and return the summary (also written to ``summary.json``).
 
+    Launched by ``torchrun`` with several processes, trains data-parallel (or, with
+    ``stage_parallel=True``, one stage per process, pipelined). A process that fails
+    leaves a note naming itself; the others stop with that rank named instead of hanging.
+
     Raises:
         TrainingError: a NaN/inf loss (the step, stage and loss are named; the last
-            checkpoint stays intact), or a checkpoint that is corrupt or from another run.
+            checkpoint stays intact), a checkpoint that is corrupt or from another run, or
+            another rank's failure.
         DatasetLayoutError: the dataset folder is not in the expected layout.
         SplitError, UnknownEntryError: a bad model, plan or name.
     """
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "checkpoint.pt"
-    if ckpt_path.exists() and not config.resume:
-        raise TrainingError(
-            f"{out} already holds a run (checkpoint.pt): pass --resume to continue it, "
-            "or choose another --out"
-        )
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = torch.device(config.device)
-    torch.manual_seed(config.seed)
-    random.seed(config.seed)
+    topology = setup_distributed(config.k, config.stage_parallel, config.device, config.dist_timeout)
+    try:
+        if topology.main and topology.distributed:
+            clear_failures(Path(config.out))
+        session = prepare(config, topology)
+        if topology.stages > 1:
+            from ._pipeline import train_stage_parallel
 
-    train_set = create_dataset(config.dataset, config.data_root, "train", download=config.download)
-    test_set = create_dataset(config.dataset, config.data_root, "test", download=config.download)
-    if len(train_set) < config.batch_size:
-        raise ValueError(
-            f"the {config.dataset} training split has {len(train_set)} samples, fewer than one batch "
-            f"of {config.batch_size}: lower --batch-size"
-        )
-    num_classes = config.num_classes or train_set.num_classes
-    task = train_set.task
-    example = torch.stack([train_set[0][0], train_set[1][0]]).to(device)
-    model, p, net, provenance = build(config, example, num_classes, task, train_set.mean, train_set.std)
-    provenance["dataset"] = DATASETS.entry(config.dataset).as_dict()
-    if config.compile:
-        net.compile_stages()
-    params = [q for q in net.parameters() if q.requires_grad]
-    if config.optimizer == "sgd":
-        opt = torch.optim.SGD(
-            params,
-            lr=config.lr,
-            momentum=config.momentum,
-            nesterov=config.nesterov,
-            weight_decay=config.weight_decay,
-        )
-    else:
-        opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = len(train_set) // config.batch_size
-    if config.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
-    updates_per_epoch = max(1, steps_per_epoch // config.accumulate)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config, updates_per_epoch))
-    scaler = torch.amp.GradScaler(device.type) if config.amp == "fp16" else None
+            return train_stage_parallel(session)
+        return _train_replicated(session)
+    except BaseException as exc:
+        if not topology.distributed:
+            raise
+        other = first_failure(Path(config.out), topology, wait_s=1.0)
+        if other is None:
+            record_failure(Path(config.out), topology, exc)
+            raise
+        raise TrainingError(f"{topology.describe()} stops because {other}") from exc
+    finally:
+        teardown()
 
+
+def _train_replicated(session: Session) -> dict:
+    """Every process trains every stage on its share of each batch (one process: plain training)."""
+    config, topo, net, device = session.config, session.topology, session.net, session.device
     start_epoch, skip, global_step, resumed_rng = 0, 0, 0, None
-    if config.resume and ckpt_path.exists():
-        state = _load_checkpoint(ckpt_path, config)
+    if config.resume and session.checkpoint.exists():
+        state = _load_checkpoint(session.checkpoint, config)
+        if state.get("stage_parallel"):
+            raise CheckpointError(
+                f"{session.checkpoint} was trained with --stage-parallel: resume it the same way "
+                f"(torchrun --nproc-per-node {config.k} ... --stage-parallel --resume)"
+            )
         net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        start_epoch, skip, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
-        resumed_rng = (state["rng_torch"], _as_tuple(state["rng_python"]))
+        session.optimizer.load_state_dict(state["optimizer"])
+        session.scheduler.load_state_dict(state["scheduler"])
+        if session.scaler is not None and state.get("scaler"):
+            session.scaler.load_state_dict(state["scaler"])
+        start_epoch, global_step = state["epoch"], state["global_step"]
+        skip = state["samples_in_epoch"] // (config.batch_size * topo.replicas)
+        rng_states = state["rng_torch"]
+        resumed_rng = (
+            rng_states[topo.rank] if topo.rank < len(rng_states) else None,
+            _as_tuple(state["rng_python"]),
+        )
         if skip == 0:
             _set_rng(resumed_rng)
-
-    _write_json(
-        out / "config.json",
-        {"config": asdict(config), "provenance": provenance, "plan": p.to_dict(), "versions": _versions()},
-    )
+    if topo.main:
+        write_run_files(session)
 
     def save(epoch: int, step_in_epoch: int) -> None:
+        rng = [torch.get_rng_state()]
+        if topo.distributed:
+            import torch.distributed as dist
+
+            rng = [None] * topo.world
+            dist.all_gather_object(rng, torch.get_rng_state())
+        if not topo.main:
+            return
         state = {
             "format": CHECKPOINT_FORMAT,
             "config": _jsonable(asdict(config)),
             "epoch": epoch,
-            "step_in_epoch": step_in_epoch,
+            "samples_in_epoch": step_in_epoch * config.batch_size * topo.replicas,
             "global_step": global_step,
+            "world_size": topo.world,
             "model": net.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "rng_torch": torch.get_rng_state(),
+            "optimizer": session.optimizer.state_dict(),
+            "scheduler": session.scheduler.state_dict(),
+            "scaler": session.scaler.state_dict() if session.scaler is not None else None,
+            "rng_torch": rng,
             "rng_python": _as_lists(random.getstate()),
         }
-        _atomic_write(ckpt_path, lambda f: torch.save(state, f))
+        _atomic_write(session.checkpoint, lambda f: torch.save(state, f))
 
     dtype = _autocast(config)
-    summary = {}
+    final = {}
     for epoch in range(start_epoch, config.epochs):
         net.train()
-        loader = _epoch_loader(train_set, config, epoch)
+        loader = _epoch_loader(session.train_set, config, epoch, topo.replicas, topo.replica)
         sums = torch.zeros(net.k)
         correct = seen = 0
         step_times = []
-        progress = _progress(config, steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}")
+        progress = _progress(config, session.steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", topo)
         epoch_start = time.perf_counter()
-        for step, (x, y) in enumerate(loader):
-            if step >= steps_per_epoch:
-                break
+        # islice: fetching (and augmenting) a batch that is not trained on would shift the random stream
+        for step, (x, y) in enumerate(itertools.islice(loader, session.steps_per_epoch)):
             if step < skip:
                 # replay the data order up to the checkpoint, then restore the random state
                 # exactly as it was after the last completed step
@@ -407,7 +661,8 @@ def train(config: TrainConfig) -> dict:
                 continue
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if step == skip:
-                check_targets(y, num_classes, task, f"dataset {config.dataset!r}")
+                check_targets(y, session.num_classes, session.task, f"dataset {config.dataset!r}")
+            update = (step + 1) % config.accumulate == 0
             started = time.perf_counter()
             try:
                 result = net.local_step(
@@ -415,26 +670,21 @@ def train(config: TrainConfig) -> dict:
                     y,
                     loss_scale=1 / config.accumulate,
                     autocast_dtype=dtype,
-                    grad_scaler=scaler,
+                    grad_scaler=session.scaler,
                     check_labels=False,
+                    sync=update,
                 )
             except NonFiniteLossError as exc:
                 raise TrainingError(
                     f"epoch {epoch + 1}, step {step + 1} (global step {global_step + 1}): {exc} "
-                    f"The last good checkpoint is {ckpt_path}."
+                    f"The last good checkpoint is {session.checkpoint}."
                 ) from exc
-            if (step + 1) % config.accumulate == 0:
-                if scaler is not None:
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    opt.step()
-                opt.zero_grad(set_to_none=True)
-                sched.step()
+            if update:
+                optimizer_step(session)
             step_times.append(time.perf_counter() - started)
             global_step += 1
             sums += torch.stack([v.float().cpu() for v in result.losses])
-            if task == "classification":
+            if session.task == "classification":
                 correct += int((result.output.argmax(1) == y).sum())
                 seen += y.shape[0]
             progress.update(1)
@@ -442,40 +692,23 @@ def train(config: TrainConfig) -> dict:
             if config.checkpoint_every and global_step % config.checkpoint_every == 0:
                 save(epoch, step + 1)
         progress.close()
-        done = max(1, steps_per_epoch - skip)
+        done = max(1, session.steps_per_epoch - skip)
         skip = 0
-        metrics = {
+        final = {
             "epoch": epoch + 1,
             "global_step": global_step,
             "train_loss": [round(float(v) / done, 6) for v in sums],
             **({"train_acc": correct / seen} if seen else {}),
-            **evaluate(net, test_set, config, task, num_classes),
-            "lr": opt.param_groups[0]["lr"],
+            **evaluate(net, session.test_set, config, session.task, session.num_classes, topo),
+            "lr": session.optimizer.param_groups[0]["lr"],
             "seconds_per_step": sum(step_times) / max(1, len(step_times)),
             "epoch_seconds": time.perf_counter() - epoch_start,
             **_peak_memory(device),
         }
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(metrics) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        if topo.main:
+            append_metrics(session, final)
         save(epoch + 1, 0)
-        summary = metrics
-        if config.progress:
-            shown = {k: v for k, v in metrics.items() if k in ("epoch", "test_acc", "test_miou", "test_loss")}
-            print(json.dumps(shown))
-    summary = {
-        "run": str(out),
-        "k": p.k,
-        "objective": config.objective if p.k > 1 else None,
-        "cuts": [c.label for c in p.cuts],
-        "per_stage_bytes": p.stage_bytes,
-        "e2e_bytes": p.e2e_bytes,
-        "final": summary or _last_metrics(out),
-        "provenance": provenance,
-    }
-    _write_json(out / "summary.json", summary)
-    return summary
+    return finish(session, final)
 
 
 @dataclass
@@ -514,7 +747,8 @@ def load_run(folder: str | Path, device: str = "cpu", checkpoint: str = "checkpo
 
 
 def _set_rng(state) -> None:
-    torch.set_rng_state(state[0])
+    if state[0] is not None:  # a rank the checkpointed run did not have keeps its own seed
+        torch.set_rng_state(state[0])
     random.setstate(state[1])
 
 
@@ -541,7 +775,8 @@ def _versions() -> dict:
     return versions
 
 
-def _progress(config: TrainConfig, total: int, desc: str):
+def _progress(config: TrainConfig, total: int, desc: str, topology: Topology | None = None):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, disable=not config.progress)
+    quiet = not config.progress or (topology is not None and not topology.main)
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, disable=quiet)

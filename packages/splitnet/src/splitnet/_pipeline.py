@@ -1,0 +1,280 @@
+"""Asynchronous stage-parallel training: one process per stage, activations flow forward only.
+
+Process (replica r, stage k) receives, for every batch, the detached output of stage k-1
+together with the inputs and targets its objective needs, trains stage k on it
+(:meth:`LocalNet.stage_step`: forward, local loss, backward, optimizer step) and sends its
+own detached output on to stage k+1. Greedy local training sends no gradient backwards, so
+the pipeline computes exactly what synchronous local training computes: stage k updates on
+batch t with its weights after t-1 updates, fed by stage k-1's weights after t-1 updates.
+
+A stage may run at most ``max_in_flight`` batches ahead of the next one (its pending sends
+are bounded). Stages checkpoint together at every epoch end, when the pipeline is drained;
+rank 0 then merges the stage files into a ``checkpoint.pt`` that ``load_run`` reads.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from dataclasses import asdict
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Subset
+
+from ._errors import NonFiniteLossError
+from ._train import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    EvalTally,
+    Session,
+    TrainingError,
+    _atomic_write,
+    _autocast,
+    _epoch_loader,
+    _jsonable,
+    _load_checkpoint,
+    _peak_memory,
+    _progress,
+    append_metrics,
+    finish,
+    optimizer_step,
+    write_run_files,
+)
+
+
+class _Link:
+    """Point-to-point messages between neighbouring stages, with a bounded send queue."""
+
+    def __init__(self, peer: int | None, max_in_flight: int):
+        self.peer, self.max_in_flight = peer, max_in_flight
+        self.pending: deque = deque()
+
+    def send(self, *tensors: torch.Tensor) -> None:
+        header = torch.tensor([tensors[0].shape[0]], dtype=torch.int64)
+        works = [dist.isend(t.contiguous(), self.peer) for t in (header, *tensors)]
+        self.pending.append((works, tensors))  # keep the tensors alive until sent
+        while len(self.pending) > self.max_in_flight:
+            for work in self.pending.popleft()[0]:
+                work.wait()
+
+    def recv(self, shapes: list[tuple[int, ...]], dtypes: list[torch.dtype], device) -> list[torch.Tensor]:
+        header = torch.zeros(1, dtype=torch.int64)
+        dist.recv(header, self.peer)
+        n = int(header)
+        out = []
+        for shape, dtype in zip(shapes, dtypes):
+            t = torch.empty((n, *shape), dtype=dtype)
+            dist.recv(t, self.peer)
+            out.append(t.to(device))
+        return out
+
+    def drain(self) -> None:
+        while self.pending:
+            for work in self.pending.popleft()[0]:
+                work.wait()
+
+
+def _stage_keys(state: dict, k: int) -> dict:
+    return {key: v for key, v in state.items() if key.startswith((f"stages.{k}.", f"objectives.{k}."))}
+
+
+def train_stage_parallel(session: Session) -> dict:
+    """Run this process's stage of a pipelined, gradient-isolated training (see module doc)."""
+    config, topo, net, device = session.config, session.topology, session.net, session.device
+    k, last = topo.stage, topo.stage == topo.stages - 1
+    upstream = _Link(topo.rank_of(topo.replica, k - 1) if k else None, config.max_in_flight)
+    downstream = _Link(None if last else topo.rank_of(topo.replica, k + 1), config.max_in_flight)
+    input_shape, target_shape = session.input_shape, session.target_shape
+    carried = tuple(session.plan.cuts[k - 1].shape[1:]) if k else input_shape
+    stage_file = session.out / f"checkpoint-stage{k + 1}.pt"
+
+    start_epoch, global_step = 0, 0
+    if config.resume:
+        start_epoch, global_step = _resume_stage(session, stage_file)
+    if topo.main:
+        write_run_files(session)
+    dtype = _autocast(config)
+    final = {}
+    for epoch in range(start_epoch, config.epochs):
+        net.train()
+        batches = (
+            iter(_epoch_loader(session.train_set, config, epoch, topo.replicas, topo.replica))
+            if k == 0
+            else None
+        )
+        loss_sum = correct = seen = 0.0
+        compute = 0.0
+        progress = _progress(config, session.steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", topo)
+        epoch_start = time.perf_counter()
+        for step in range(session.steps_per_epoch):
+            if k == 0:
+                x, y = next(batches)
+                x, y = x.to(device), y.to(device)
+                h = x
+            else:
+                h, x, y = upstream.recv(
+                    [carried, input_shape, target_shape], [torch.float32, torch.float32, torch.int64], device
+                )
+            update = (step + 1) % config.accumulate == 0
+            started = time.perf_counter()
+            try:
+                out, loss = net.stage_step(
+                    k,
+                    h,
+                    x,
+                    y,
+                    loss_scale=1 / config.accumulate,
+                    autocast_dtype=dtype,
+                    grad_scaler=session.scaler,
+                    sync=update,
+                )
+            except NonFiniteLossError as exc:
+                raise TrainingError(
+                    f"epoch {epoch + 1}, step {step + 1} (global step {global_step + 1}): {exc}"
+                ) from exc
+            if update:
+                optimizer_step(session)
+            compute += time.perf_counter() - started
+            global_step += 1
+            loss_sum += float(loss)
+            if not last:
+                downstream.send(out.float(), x.float(), y.long())
+            elif session.task == "classification":
+                correct += int((out.argmax(1) == y).sum())
+                seen += y.shape[0]
+            progress.update(1)
+        downstream.drain()
+        progress.close()
+        wall = time.perf_counter() - epoch_start
+        stats = torch.zeros(2 * topo.stages + 2, dtype=torch.float64)
+        stats[k] = loss_sum / session.steps_per_epoch / topo.replicas
+        stats[topo.stages + k] = compute / session.steps_per_epoch / topo.replicas
+        stats[-2:] = torch.tensor([correct, seen])
+        dist.all_reduce(stats)
+        final = {
+            "epoch": epoch + 1,
+            "global_step": global_step,
+            "train_loss": [round(v, 6) for v in stats[: topo.stages].tolist()],
+            **({"train_acc": float(stats[-2] / stats[-1])} if stats[-1] > 0 else {}),
+            **_evaluate_pipeline(session, upstream, downstream, carried),
+            "lr": session.optimizer.param_groups[0]["lr"],
+            "stage_seconds_per_step": stats[topo.stages : 2 * topo.stages].tolist(),
+            "seconds_per_step": wall / session.steps_per_epoch,
+            "images_per_second": session.steps_per_epoch * config.batch_size * topo.replicas / wall,
+            "epoch_seconds": wall,
+            **_peak_memory(device),
+        }
+        _save_stage(session, stage_file, epoch + 1, global_step)
+        dist.barrier()
+        if topo.main:
+            _merge_checkpoints(session, epoch + 1, global_step)
+            append_metrics(session, final)
+    dist.barrier()
+    return finish(session, final)
+
+
+def _evaluate_pipeline(session: Session, upstream: _Link, downstream: _Link, carried) -> dict:
+    """Test metrics through the pipeline: stage 0 reads this replica's share, the last stage scores."""
+    config, topo, net, device = session.config, session.topology, session.net, session.device
+    k, last = topo.stage, topo.stage == topo.stages - 1
+    share = Subset(session.test_set, range(topo.replica, len(session.test_set), topo.replicas))
+    batches = -(-len(share) // config.eval_batch_size)
+    tally = EvalTally(session.task, session.num_classes)
+    stage = net.stages[k]
+    stage.eval()
+    target_shape = session.target_shape
+    loader = (
+        iter(DataLoader(share, batch_size=config.eval_batch_size, num_workers=config.workers))
+        if k == 0
+        else None
+    )
+    with torch.no_grad():
+        for _ in range(batches):
+            if k == 0:
+                h, y = next(loader)
+                h, y = h.to(device), y.to(device)
+            else:
+                h, y = upstream.recv([carried, target_shape], [torch.float32, torch.int64], device)
+            out = stage(h)
+            if last:
+                tally.add(out.float(), y.long(), net.task_loss(out.float(), y.long()))
+            else:
+                downstream.send(out.float(), y.long())
+    downstream.drain()
+    stage.train()
+    tally.all_reduce()
+    return tally.metrics()
+
+
+def _save_stage(session: Session, path, epoch: int, global_step: int) -> None:
+    topo = session.topology
+    if topo.replica != 0:
+        return
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "config": _jsonable(asdict(session.config)),
+        "stage": topo.stage,
+        "stages": topo.stages,
+        "epoch": epoch,
+        "global_step": global_step,
+        "model": _stage_keys(session.net.state_dict(), topo.stage),
+        "optimizer": session.optimizer.state_dict(),
+        "scheduler": session.scheduler.state_dict(),
+        "scaler": session.scaler.state_dict() if session.scaler is not None else None,
+        "rng_torch": torch.get_rng_state(),
+        "rng_python": list(random.getstate()),
+    }
+    _atomic_write(path, lambda f: torch.save(state, f))
+
+
+def _merge_checkpoints(session: Session, epoch: int, global_step: int) -> None:
+    model = {}
+    for k in range(session.topology.stages):
+        model.update(torch.load(session.out / f"checkpoint-stage{k + 1}.pt", weights_only=True)["model"])
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "config": _jsonable(asdict(session.config)),
+        "epoch": epoch,
+        "global_step": global_step,
+        "model": model,
+        "stage_parallel": True,
+    }
+    _atomic_write(session.checkpoint, lambda f: torch.save(state, f))
+
+
+def _resume_stage(session: Session, path) -> tuple[int, int]:
+    """Load this stage's checkpoint; all stages must agree on where they stopped."""
+    topo = session.topology
+    found = path.exists()
+    epoch, step = -1, -1
+    if found:
+        state = _load_checkpoint(path, session.config)
+        if state.get("stages") != topo.stages:
+            raise CheckpointError(
+                f"{path} was written by a {state.get('stages')}-stage pipeline, not {topo.stages}"
+            )
+        session.net.load_state_dict(state["model"], strict=False)
+        session.optimizer.load_state_dict(state["optimizer"])
+        session.scheduler.load_state_dict(state["scheduler"])
+        if session.scaler is not None and state.get("scaler"):
+            session.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng_torch"])
+        random.setstate(tuple(tuple(v) if isinstance(v, list) else v for v in state["rng_python"]))
+        epoch, step = state["epoch"], state["global_step"]
+    where = [None] * topo.world
+    dist.all_gather_object(where, (topo.stage, epoch, step))
+    positions = {s: (e, g) for s, e, g in where}
+    if len(set(positions.values())) > 1:
+        listing = ", ".join(
+            f"stage {s + 1}: " + (f"epoch {e}" if e >= 0 else "no checkpoint")
+            for s, (e, _) in sorted(positions.items())
+        )
+        raise CheckpointError(
+            f"the stage checkpoints in {session.out} stopped at different points ({listing}); "
+            "they must resume together: restore the missing or older files, or start a new --out"
+        )
+    if epoch < 0:
+        return 0, 0
+    return epoch, step
