@@ -6,8 +6,10 @@ A plugin distribution: splitnet finds its parts through entry points, never by i
   ids, 255 ignored, random scale/crop/flip for training);
 * ``splitnet.heads``: ``deeplabv3`` (ASPP with image pooling, rates by output stride);
 * ``splitnet.backbones``: ``deeplab_resnet18``, ``deeplab_resnet50``, ``deeplab_resnet101``
-  (dilated timm ResNets, output stride 8 or 16; ResNet-101 carries the paper's K = 2 plan);
-* :class:`ConfusionMatrix`: mIoU over the 19 classes as the benchmark defines it.
+  (dilated timm ResNets, output stride 8 or 16; ResNet-101 carries the paper's K = 2 plan).
+
+It also evaluates finished runs: mIoU over the 19 classes, single-scale or multi-scale
+with flips (``python -m localkit_cityscapes evaluate --run RUN --multiscale --flip``).
 
 Example:
     >>> import torch, splitnet
@@ -25,6 +27,7 @@ from ._backbones import (
     dilated_resnet,
 )
 from ._dataset import CityscapesDataset, cityscapes, expected_layout, find_pairs
+from ._evaluate import MULTISCALE_SCALES, evaluate_run, evaluate_segmentation, predict
 from ._head import ASPP, DeepLabV3Head, deeplabv3
 from ._labels import CLASS_NAMES, ID_TO_TRAIN_ID, IGNORE_INDEX, NUM_CLASSES, to_train_ids
 from ._metrics import ConfusionMatrix
@@ -37,6 +40,7 @@ __all__ = [
     "CLASS_NAMES",
     "ID_TO_TRAIN_ID",
     "IGNORE_INDEX",
+    "MULTISCALE_SCALES",
     "NUM_CLASSES",
     "RESNET101_NAMED_PLANS",
     "CityscapesDataset",
@@ -49,7 +53,10 @@ __all__ = [
     "deeplab_resnet101",
     "deeplabv3",
     "dilated_resnet",
+    "evaluate_run",
+    "evaluate_segmentation",
     "expected_layout",
     "find_pairs",
+    "predict",
     "to_train_ids",
 ]
