@@ -43,6 +43,8 @@ def test_train_musdl_end_to_end(fake_clips, tmp_path, capsys):
         "21",
         "--rule",
         "sum",
+        "--exclude",
+        "test-003",
         "--val-split",
         "val",
         *COMMON,
@@ -56,6 +58,8 @@ def test_train_musdl_end_to_end(fake_clips, tmp_path, capsys):
     assert run["metadata"]["provenance"]["datasets"][fake_clips]["distribution"] == "fake-clips"
     assert run["metadata"]["provenance"]["backbones"]["tiny3d"]["distribution"] == "scoredist"
     assert run["metadata"]["validation"] == "split 'val'"
+    assert run["config"]["exclude"] == ["test-003"]
+    assert summary["last"]["test"]["n"] == 15
     assert main([*argv, "--resume"]) == 0  # already complete: resumes to the same summary
     assert json.loads((out / "summary.json").read_text()) == summary
 

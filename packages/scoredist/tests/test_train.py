@@ -280,3 +280,17 @@ def test_backbone_with_the_wrong_feature_shape(fake_clips):
 def test_bad_configuration(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**{"method": "usdl", "score_bins": MTL.score_bins, **kwargs})
+
+
+def test_a_bad_annotation_can_be_left_out_by_id(data):
+    train_set, val_set, test_set = data
+    judges = train_set.judge_scores.clone()
+    judges[7, 3] = 45.0  # MTL-AQA's dive 04_49 has this very typo
+    bad = FeatureSet(train_set.features, train_set.score, train_set.ids, judges, train_set.difficulty)
+    with pytest.raises(
+        ValueError, match=r"sample 'd0-7' has a score outside the bins' range 0..10.*--exclude ID"
+    ):
+        train(musdl_config(epochs=1), bad, test_set, val_set, progress=False)
+    result = train(musdl_config(epochs=1, exclude=["d0-7", "d2-0"]), bad, test_set, val_set, progress=False)
+    by_split = {r["split"]: r["n"] for r in result.history}
+    assert by_split == {"train": 191, "val": 48, "test": 63}

@@ -108,7 +108,8 @@ class ScoreBins:
             row = int(outside.any(dim=1).nonzero()[0])
             raise ValueError(
                 f"{_describe(ids, row)} has a {what} outside the bins' range {self.low:g}..{self.high:g} "
-                f"({flat[row].tolist()}); widen the range (--score-range / --judge-range) or fix the annotation"
+                f"({flat[row].tolist()}); widen the range (--score-range / --judge-range), fix the annotation, "
+                f"or leave the sample out (--exclude ID)"
             )
 
     def to_bin_units(self, scores: torch.Tensor) -> torch.Tensor:

@@ -101,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="extract frozen backbone features once into DIR and train only the head",
     )
+    tr.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="leave the sample with this id out of every split (repeatable)",
+    )
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
     tr.add_argument("--no-progress", action="store_true")
 
@@ -177,6 +184,7 @@ def build_config(args: argparse.Namespace, preset: Preset | None, dataset: Any) 
         if args.weight_decay is not None
         else (preset.weight_decay.get(args.method, 0.0) if preset else 0.0),
         seed=args.seed,
+        exclude=tuple(args.exclude),
     )
 
 
@@ -194,7 +202,7 @@ def _train_once(
     segments = tuple(args.segments) if args.segments else (preset.segments if preset else None)
     encoder = ClipEncoder(create_backbone(args.backbone, **backbone_options), args.backbone, segments)
     metadata = {
-        "command": sys.argv,
+        "command": ["python", "-m", "scoredist", *args.argv],
         "dataset": {"name": args.dataset, "root": root, "options": options},
         "backbone": {"name": args.backbone, "options": backbone_options, "segments": segments},
         "provenance": provenance(),
@@ -312,7 +320,9 @@ def _list_command() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m scoredist`` and the ``scoredist`` script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv
     try:
         if args.command == "train":
             _train_command(args)

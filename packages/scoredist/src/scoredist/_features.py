@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,7 +179,9 @@ def cache_key(**description: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def cached_features(cache_dir: Path, description: Mapping[str, Any], compute: Any) -> tuple[FeatureSet, bool]:
+def cached_features(
+    cache_dir: Path, description: Mapping[str, Any], compute: Callable[[], FeatureSet]
+) -> tuple[FeatureSet, bool]:
     """Load the features described by ``description`` from ``cache_dir``, or compute and store them.
 
     Args:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata as importlib_metadata
 import json
 import platform
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ class TrainConfig:
         hidden: hidden widths of each head MLP (the paper: 256, 128).
         seed: seeds initialisation, shuffling and any augmentation; equal seeds give equal runs.
         select_metric: metric for model selection on the validation split.
+        exclude: ids of samples left out of every split (e.g. MTL-AQA's ``"04_49"``, whose
+            annotation has a judge score of 45.0).
 
     Raises:
         ValueError: an unknown method or decoding, MUSDL without judge bins or rule, or a
@@ -68,6 +71,7 @@ class TrainConfig:
     hidden: tuple[int, ...] = PAPER_HIDDEN
     seed: int = 1
     select_metric: str = "spearman"
+    exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -85,6 +89,7 @@ class TrainConfig:
         if not self.sigma > 0:
             raise ValueError(f"sigma must be a positive number of bins, got {self.sigma}")
         self.hidden = tuple(self.hidden)
+        self.exclude = tuple(str(i) for i in self.exclude)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able description (bins as ``{"low", "high", "num"}``)."""
@@ -136,7 +141,7 @@ class TrainResult:
     history: list[dict[str, Any]]
     summary: dict[str, Any]
     out: Path | None = None
-    resumed_from: int | None = field(default=None)
+    resumed_from: int | None = None
 
 
 def _ids(batch: Mapping[str, Any]) -> list[str]:
@@ -194,6 +199,14 @@ def _check_first_item(config: TrainConfig, item: Mapping[str, Any]) -> None:
         apply_rule(config.rule, judges, dd)
 
 
+def _without(batch: Mapping[str, Any], exclude: tuple[str, ...]) -> Mapping[str, Any]:
+    keep = [i for i, ident in enumerate(_ids(batch)) if ident not in exclude]
+    if len(keep) == len(batch["id"]):
+        return batch
+    index = torch.tensor(keep, dtype=torch.long)
+    return {k: v[index] if torch.is_tensor(v) else [v[i] for i in keep] for k, v in batch.items()}
+
+
 def _check_scores(config: TrainConfig, batch: Mapping[str, Any]) -> None:
     config.score_bins.check(torch.as_tensor(batch["score"]), what="final score", ids=_ids(batch))
 
@@ -246,6 +259,9 @@ def _run_split(
     losses, preds, trues, actions, count = 0.0, [], [], [], 0
     with torch.set_grad_enabled(training):
         for batch in tqdm(loader, desc=desc, leave=False, disable=None if progress else True):
+            batch = _without(batch, config.exclude) if config.exclude else batch
+            if not batch["id"]:
+                continue
             _check_scores(config, batch)
             targets = soft_labels(config, batch)
             log_probs = model(batch)
@@ -273,15 +289,31 @@ def _run_split(
 
 
 def _versions() -> dict[str, str]:
-    from importlib import metadata
-
     out = {"python": platform.python_version()}
     for dist in ("scoredist", "torch", "numpy", "scipy"):
         try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
+            out[dist] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
             out[dist] = "not installed"
     return out
+
+
+def _resume(
+    out_dir: Path, config: TrainConfig, model: ScoreModel, optimizer: torch.optim.Optimizer
+) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
+    state = torch.load(out_dir / CHECKPOINT, map_location="cpu", weights_only=True)
+    theirs = {k: v for k, v in json.loads(json.dumps(state["config"])).items() if k != "epochs"}
+    ours = {k: v for k, v in json.loads(json.dumps(config.to_dict())).items() if k != "epochs"}
+    if theirs != ours:
+        changed = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        raise ValueError(
+            f"cannot resume the run in {out_dir}: it was started with a different configuration "
+            f"({', '.join(f'{k}: {theirs.get(k)!r} then, {ours.get(k)!r} now' for k in changed)}); "
+            f"use the same options or a new output folder"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return list(state["history"]), dict(state["best"]), int(state["epoch"]) + 1
 
 
 def train(
@@ -311,8 +343,8 @@ def train(
             cached features (:class:`FeatureSet`).
         encoder: a :class:`ClipEncoder` for video items; trained end to end with the head.
         out: run folder; ``None`` keeps everything in memory.
-        resume: continue the run in ``out`` from its last completed epoch; the result equals
-            an uninterrupted run.
+        resume: continue the run in ``out`` from its last completed epoch (or start it, when
+            ``out`` holds no checkpoint); the result equals an uninterrupted run.
         metadata: extra JSON-able facts for ``out/run.json`` (dataset and backbone provenance).
         progress: show tqdm progress bars (on terminals).
         log: called with one line per epoch.
@@ -355,20 +387,8 @@ def train(
     best: dict[str, Any] = {"epoch": None, "key": None}
     start, resumed_from = 0, None
     if out_dir is not None and resume and (out_dir / CHECKPOINT).exists():
-        state = torch.load(out_dir / CHECKPOINT, map_location="cpu", weights_only=True)
-        theirs = {k: v for k, v in json.loads(json.dumps(state["config"])).items() if k != "epochs"}
-        ours = {k: v for k, v in json.loads(json.dumps(config.to_dict())).items() if k != "epochs"}
-        if theirs != ours:
-            changed = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-            raise ValueError(
-                f"cannot resume the run in {out_dir}: it was started with a different configuration "
-                f"({', '.join(f'{k}: {theirs.get(k)!r} then, {ours.get(k)!r} now' for k in changed)}); "
-                f"use the same options or a new output folder"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history, best = list(state["history"]), dict(state["best"])
-        start = resumed_from = int(state["epoch"]) + 1
+        history, best, start = _resume(out_dir, config, model, optimizer)
+        resumed_from = start
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(
