@@ -211,4 +211,4 @@ def bench(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Run every Python example in README.md and docs/*.md, so the docs stay true."""
     _everything(session)
-    session.run("python", "-m", "pytest", "integration_tests/test_docs_examples.py", "--run-docs")
+    session.run("python", "-m", "pytest", "integration_tests/test_docs_examples.py", *session.posargs)
