@@ -18,8 +18,22 @@ import sys
 import tempfile
 from pathlib import Path
 
-TRAIN = ["-m", "splitnet", "train", "--model", "cifar_resnet56", "--dataset", "digits", "--k", "2",
-         "--balance", "time", "--epochs", "1", "--quiet"]
+TRAIN = [
+    "-m",
+    "splitnet",
+    "train",
+    "--model",
+    "cifar_resnet56",
+    "--dataset",
+    "digits",
+    "--k",
+    "2",
+    "--balance",
+    "time",
+    "--epochs",
+    "1",
+    "--quiet",
+]
 
 
 def run(launcher: list[str], args: list[str], threads: int, out: Path) -> dict:
@@ -32,7 +46,9 @@ def run(launcher: list[str], args: list[str], threads: int, out: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", default="runs/bench")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch", type=int, default=64)
@@ -52,10 +68,17 @@ def main() -> None:
         "2 stages on 2 processes, 1 thread each": pipe["images_per_second"],
     }
     base = rate["1 process, 1 thread"]
-    result = {"model": "cifar_resnet56", "k": 2, "batch_size": batch, "steps": steps, "images_per_second": rate,
-              "speedup_vs_one_worker": pipe["images_per_second"] / base,
-              "speedup_vs_same_threads": pipe["images_per_second"] / rate["1 process, 2 threads"],
-              "target": 0.85 * 2, "stage_seconds_per_step": pipe["stage_seconds_per_step"]}
+    result = {
+        "model": "cifar_resnet56",
+        "k": 2,
+        "batch_size": batch,
+        "steps": steps,
+        "images_per_second": rate,
+        "speedup_vs_one_worker": pipe["images_per_second"] / base,
+        "speedup_vs_same_threads": pipe["images_per_second"] / rate["1 process, 2 threads"],
+        "target": 0.85 * 2,
+        "stage_seconds_per_step": pipe["stage_seconds_per_step"],
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "pipeline.json").write_text(json.dumps(result, indent=2))
@@ -63,7 +86,9 @@ def main() -> None:
     print("| setup | images/s | vs 1 worker |\n|---|---|---|")
     for label, value in rate.items():
         print(f"| {label} | {value:.1f} | {value / base:.2f}x |")
-    seconds = ", ".join(f"stage {i + 1}: {1e3 * s:.0f} ms" for i, s in enumerate(result["stage_seconds_per_step"]))
+    seconds = ", ".join(
+        f"stage {i + 1}: {1e3 * s:.0f} ms" for i, s in enumerate(result["stage_seconds_per_step"])
+    )
     print(f"compute per step in the pipeline: {seconds}; target >= {result['target']:.2f}x one worker")
 
 
