@@ -6,12 +6,10 @@ import argparse
 import json
 import sys
 
-from ._evaluate import AVERAGES, MULTISCALE_SCALES
+from ._evaluate import AVERAGES, MULTISCALE_SCALES, evaluate_run
 
 
 def _cmd_evaluate(args) -> int:
-    from ._evaluate import evaluate_run
-
     result = evaluate_run(
         args.run,
         split=args.split,

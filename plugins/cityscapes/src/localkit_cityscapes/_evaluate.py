@@ -36,7 +36,8 @@ def predict(
     (``average="probs"``, what mmsegmentation's ``aug_test`` averages).
 
     Args:
-        model: maps ``(B, 3, h, w)`` to logits ``(B, C, h', w')`` (any ``h', w'``).
+        model: maps ``(B, 3, h, w)`` to logits ``(B, C, h', w')`` (any ``h', w'``); it runs
+            as it is, so put it in eval mode first (:func:`evaluate_segmentation` does).
         images: normalised batch ``(B, 3, H, W)``.
         scales: resize factors; ``(1.0,)`` is single-scale.
         flip: also run the horizontally flipped images.
