@@ -143,3 +143,20 @@ def test_a_finished_run_loads_back_for_evaluation(tmp_path):
     assert run.net.k == 3 and not run.net.training and run.task == "classification"
     again = splitnet.evaluate(run.net, run.test_set, run.config, run.task, run.num_classes)
     assert again["test_acc"] == summary["final"]["test_acc"]
+
+
+def test_a_head_keeps_the_backbones_named_plans():
+    backbone = splitnet.create_backbone("cifar_resnet32")
+    model = splitnet.HeadedModel(backbone, torch.nn.Identity())
+    assert model.named_plans["infopro"][2] == ["backbone.layer2.1"]
+    p = splitnet.plan(model, 2, balance="infopro", input_size=(3, 32, 32), measure_memory=False)
+    assert [c.label for c in p.cuts] == ["backbone.layer2.1"]
+
+
+def test_dataset_options_eval_split_and_poly_schedule(tmp_path):
+    with pytest.raises(ValueError, match="unknown split 'val'"):
+        train(config(tmp_path, "val", eval_split="val", epochs=1))
+    summary = train(config(tmp_path, "poly", schedule="poly", epochs=1, dataset_options={"augment": False}))
+    assert summary["final"]["lr"] == 0.0
+    saved = json.loads((tmp_path / "poly" / "config.json").read_text())["config"]
+    assert saved["dataset_options"] == {"augment": False} and saved["schedule"] == "poly"

@@ -24,7 +24,17 @@ from ._objectives import create_objective, list_objectives
 from ._plan import Plan, plan
 from ._registry import DuplicateEntryError, PluginLoadError, RegistryError, UnknownEntryError
 from ._trace import Chain, CutPoint, trace
-from ._train import CheckpointError, Run, TrainConfig, TrainingError, attach_head, evaluate, load_run, train
+from ._train import (
+    CheckpointError,
+    HeadedModel,
+    Run,
+    TrainConfig,
+    TrainingError,
+    attach_head,
+    evaluate,
+    load_run,
+    train,
+)
 
 __version__ = "0.1.0"
 
@@ -34,6 +44,7 @@ __all__ = [
     "CutPoint",
     "DatasetLayoutError",
     "DuplicateEntryError",
+    "HeadedModel",
     "LocalNet",
     "NonFiniteLossError",
     "Plan",

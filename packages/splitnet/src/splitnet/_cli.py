@@ -53,6 +53,14 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="one input's shape, e.g. 3 32 32 (default: the model's own)",
     )
+    p.add_argument("--head", help="splitnet.heads entry to put on the backbone (e.g. for segmentation)")
+    p.add_argument("--head-opt", action="append", metavar="NAME=VALUE", help="option for the head")
+    p.add_argument(
+        "--task",
+        choices=("classification", "segmentation"),
+        default="classification",
+        help="what the targets are (train reads it from the dataset)",
+    )
 
 
 def _add_plan_args(p: argparse.ArgumentParser) -> None:
@@ -81,7 +89,21 @@ def _model_and_input(args):
 
     torch.manual_seed(0)
     model = create_backbone(args.model, **parse_options(args.model_opt, "--model-opt"))
-    return model, example_batch(model, args.input_size)
+    example = example_batch(model, args.input_size)
+    if args.head:
+        from ._train import attach_head
+
+        if not args.num_classes:
+            raise ValueError("--head needs --num-classes (the head's output classes)")
+        model = attach_head(
+            model,
+            args.head,
+            example,
+            args.num_classes,
+            args.task,
+            **parse_options(args.head_opt, "--head-opt"),
+        )
+    return model, example
 
 
 def _build_plan(args):
@@ -99,6 +121,7 @@ def _build_plan(args):
         objective=args.objective,
         objective_options=parse_options(args.objective_opt, "--objective-opt"),
         num_classes=args.num_classes,
+        task=args.task,
         measure_memory=True,
     )
     return model, x, p
@@ -214,6 +237,8 @@ def _cmd_train(args) -> int:
         num_classes=args.num_classes,
         head=args.head,
         head_options=parse_options(args.head_opt, "--head-opt"),
+        dataset_options=parse_options(args.dataset_opt, "--dataset-opt"),
+        eval_split=args.eval_split,
         k=args.k or 1,
         balance=args.balance,
         cuts=args.cuts,
@@ -297,8 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="digits", help="splitnet.datasets entry (digits works offline)")
     p.add_argument("--data-root", help="folder holding the dataset in its official layout")
     p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
-    p.add_argument("--head", help="splitnet.heads entry to put on the backbone (e.g. for segmentation)")
-    p.add_argument("--head-opt", action="append", metavar="NAME=VALUE", help="option for the head")
+    p.add_argument(
+        "--dataset-opt", action="append", metavar="NAME=VALUE", help="option for the dataset factory"
+    )
+    p.add_argument("--eval-split", default="test", help="split evaluated every epoch")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--eval-batch-size", type=int, default=256)
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
@@ -306,7 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--no-nesterov", action="store_true")
     p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine")
+    p.add_argument(
+        "--schedule",
+        choices=("cosine", "poly", "constant"),
+        default="cosine",
+        help="cosine decay, poly (power 0.9, as in segmentation), or constant",
+    )
     p.add_argument("--warmup-epochs", type=float, default=0.0)
     p.add_argument("--accumulate", type=int, default=1, help="gradient accumulation steps per update")
     p.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision (bf16 on CPU; fp16/bf16 on CUDA)")

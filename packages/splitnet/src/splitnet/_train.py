@@ -44,6 +44,7 @@ _IDENTITY = (
     "model",
     "model_options",
     "dataset",
+    "dataset_options",
     "head",
     "head_options",
     "k",
@@ -76,6 +77,8 @@ class TrainConfig:
     dataset: str = "digits"
     data_root: str | None = None
     download: bool = False
+    dataset_options: dict = field(default_factory=dict)
+    eval_split: str = "test"
     model_options: dict = field(default_factory=dict)
     num_classes: int | None = None
     head: str | None = None
@@ -114,8 +117,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
-        if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.schedule not in ("cosine", "poly", "constant"):
+            raise ValueError(f"schedule must be 'cosine', 'poly' or 'constant', got {self.schedule!r}")
         if self.amp not in (None, "bf16", "fp16"):
             raise ValueError(f"amp must be 'bf16' or 'fp16' (or unset), got {self.amp!r}")
         if self.k < 1 or self.epochs < 1 or self.batch_size < 1 or self.accumulate < 1:
@@ -148,6 +151,11 @@ class HeadedModel(nn.Module):
     def __init__(self, backbone: nn.Module, head: nn.Module):
         super().__init__()
         self.backbone, self.head = backbone, head
+        # the backbone's hand-picked plans still apply: its cut points are now under "backbone."
+        self.named_plans = {
+            name: {k: [f"backbone.{cut}" for cut in cuts] for k, cuts in by_k.items()}
+            for name, by_k in (getattr(backbone, "named_plans", None) or {}).items()
+        }
 
     def forward(self, x):
         return self.head(self.backbone(x))
@@ -183,6 +191,8 @@ def _lr_lambda(config: TrainConfig, steps_per_epoch: int):
             return (step + 1) / warmup
         if config.schedule == "constant":
             return 1.0
+        if config.schedule == "poly":
+            return (1 - min((step - warmup) / max(1, total - warmup), 1.0)) ** 0.9
         progress = (step - warmup) / max(1, total - warmup)
         return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
@@ -382,8 +392,16 @@ def prepare(config: TrainConfig, topology: Topology) -> Session:
     device = device_for(topology, config.device)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
-    train_set = create_dataset(config.dataset, config.data_root, "train", download=config.download)
-    test_set = create_dataset(config.dataset, config.data_root, "test", download=config.download)
+    train_set = create_dataset(
+        config.dataset, config.data_root, "train", download=config.download, **config.dataset_options
+    )
+    test_set = create_dataset(
+        config.dataset,
+        config.data_root,
+        config.eval_split,
+        download=config.download,
+        **config.dataset_options,
+    )
     per_replica = len(train_set) // topology.replicas
     if per_replica < config.batch_size:
         raise ValueError(
@@ -722,8 +740,12 @@ class Run:
     num_classes: int
 
 
-def load_run(folder: str | Path, device: str = "cpu", checkpoint: str = "checkpoint.pt") -> Run:
+def load_run(
+    folder: str | Path, device: str = "cpu", checkpoint: str = "checkpoint.pt", data_root: str | None = None
+) -> Run:
     """Rebuild the LocalNet of a run folder and load its latest weights (eval mode).
+
+    ``data_root`` points at the dataset when it moved since training (default: where it was).
 
     Raises:
         FileNotFoundError: the folder has no config.json or no checkpoint.
@@ -735,8 +757,16 @@ def load_run(folder: str | Path, device: str = "cpu", checkpoint: str = "checkpo
     """
     folder = Path(folder)
     saved = json.loads((folder / "config.json").read_text())["config"]
-    config = TrainConfig(**{**saved, "device": device, "resume": True, "out": str(folder)})
-    test_set = create_dataset(config.dataset, config.data_root, "test")
+    config = TrainConfig(
+        **{
+            **saved,
+            "device": device,
+            "resume": True,
+            "out": str(folder),
+            **({"data_root": data_root} if data_root is not None else {}),
+        }
+    )
+    test_set = create_dataset(config.dataset, config.data_root, config.eval_split, **config.dataset_options)
     num_classes = config.num_classes or test_set.num_classes
     example = torch.stack([test_set[0][0], test_set[1][0]]).to(device)
     torch.manual_seed(config.seed)
