@@ -1,4 +1,4 @@
-"""docs/plugins.md shows this plugin's pyproject.toml and module byte for byte.
+"""docs/plugins.md shows this plugin's pyproject.toml, module and test byte for byte.
 
 A monorepo check: the "Write your own plugin" recipe must be the code that these tests run.
 """
@@ -20,3 +20,7 @@ def test_the_recipe_shows_the_pyproject():
 
 def test_the_recipe_shows_the_module():
     assert (PLUGIN / "src" / "example_backbone" / "__init__.py").read_text() in code_blocks("python")
+
+
+def test_the_recipe_shows_the_test():
+    assert (PLUGIN / "tests" / "test_example_backbone.py").read_text() in code_blocks("python")
