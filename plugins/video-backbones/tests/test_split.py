@@ -74,3 +74,25 @@ def test_mvit_splits_between_blocks_and_equals_torchvision(arch):
     with torch.no_grad():
         split = chain.module(middle, chain.num_pieces)(chain.module(0, middle)(clip))
         torch.testing.assert_close(split, reference(clip), rtol=0, atol=1e-5)
+
+
+def test_r2plus1d_local_step_k2_infopro():
+    """InfoPro (from infoloss) reconstructs the clip from the NCTHW features at the cut."""
+    torch.manual_seed(0)
+    model = splitnet.create_backbone("video_r2plus1d_18", num_classes=3)
+    mean, std = (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)  # torchvision's Kinetics
+    frames = torch.rand(2, 3, 8, 56, 56)
+    clips = (frames - torch.tensor(mean).view(3, 1, 1, 1)) / torch.tensor(std).view(3, 1, 1, 1)
+    plan = splitnet.plan(
+        model,
+        cuts=["layer2"],
+        example_input=clips,
+        objective="infopro",
+        input_mean=mean,
+        input_std=std,
+        measure_memory=False,
+    )
+    net = splitnet.split(model, plan)
+    result = net.local_step(clips, torch.tensor([0, 1]))
+    assert len(result.losses) == 2 and all(torch.isfinite(loss) for loss in result.losses)
+    assert all(p.grad is not None for p in net.stage_parameters(0))
