@@ -27,7 +27,7 @@ I3D_EXPECTED = (
     "a hassony2/kinetics_i3d_pytorch file (model_rgb.pth)"
 )
 
-# (name, output channels of the 1x1, 3x3-reduce, 3x3, 3x3-reduce, 3x3, pool-projection branches)
+# block name -> output channels of its 1x1, 3x3-reduce, 3x3, 3x3-reduce, 3x3 and pool-projection convolutions
 _MIXED = {
     "Mixed_3b": (64, 96, 128, 16, 32, 32),
     "Mixed_3c": (128, 128, 192, 32, 96, 64),
