@@ -84,3 +84,51 @@ def test_sequential_falls_back_to_cutting_between_children():
 def test_only_tensors_are_carried():
     with pytest.raises(splitnet.SplitError, match="one tensor"):
         splitnet.trace(nn.Linear(2, 2), [torch.randn(2, 2)])
+
+
+def test_in_place_updates_without_users_survive_the_split():
+    class InPlace(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+            self.register_buffer("offset", torch.ones(4))
+
+        def forward(self, x):
+            y = self.a(x)
+            bias = self.offset.clone()
+            bias.mul_(3)  # no user: its effect is the point
+            y.add_(bias)  # no user either
+            return self.b(y) + bias
+
+    model = InPlace()
+    x = torch.randn(2, 4)
+    chain = splitnet.trace(model, x)
+    h = x
+    for piece in chain.pieces():
+        h = piece(h)
+    assert torch.equal(h, model(x))
+
+
+def test_a_split_that_would_change_the_output_is_refused():
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1  # python state: traced as a constant
+            return self.b(self.a(x)) * self.calls
+
+    with pytest.raises(splitnet.TraceFailure, match="changes its output"):
+        splitnet.trace(Counter(), torch.randn(2, 4))
+
+
+def test_layouts_are_told_apart_from_shapes():
+    from splitnet._layout import infer_layout
+
+    assert infer_layout((64, 8, 8), (3, 32, 32)) == "NCHW"
+    assert infer_layout((8, 8, 96), (3, 32, 32)) == "NHWC"
+    assert infer_layout((64, 8, 14, 14), (3, 16, 112, 112)) == "NCTHW"
+    assert infer_layout((8, 14, 14, 96), (3, 16, 112, 112)) == "NTHWC"
+    assert infer_layout((197, 192), (3, 224, 224)) == "NLC" and infer_layout((10,), (3, 8, 8)) == "NC"

@@ -7,37 +7,36 @@ import math
 import torch
 from torch import nn
 
-LAYOUTS = ("NCHW", "NHWC", "NLC", "NC", "NCTHW")
+LAYOUTS = ("NCHW", "NHWC", "NLC", "NC", "NCTHW", "NTHWC")
 
 
 def infer_layout(feature_shape: tuple[int, ...], input_shape: tuple[int, ...]) -> str:
     """Guess the layout of one sample's features from their shape and the input's shape.
 
     Spatial dimensions keep the input's aspect ratio and never exceed its size; that tells
-    ``(C, H, W)`` from ``(H, W, C)``. When both fit (a cube), channels first wins.
+    ``(C, H, W)`` from ``(H, W, C)`` (and ``(C, T, H, W)`` from ``(T, H, W, C)`` for video).
+    When both fit (a cube), channels first wins.
 
     Returns:
-        One of ``NCHW``, ``NHWC``, ``NLC``, ``NC``, ``NCTHW`` (or ``"unknown"``).
+        One of ``NCHW``, ``NHWC``, ``NLC``, ``NC``, ``NCTHW``, ``NTHWC`` (or ``"unknown"``).
     """
     if len(feature_shape) == 1:
         return "NC"
     if len(feature_shape) == 2:
         return "NLC"
-    if len(feature_shape) == 4 and len(input_shape) == 4:
-        return "NCTHW"
-    if len(feature_shape) == 3 and len(input_shape) == 3:
-        _, in_h, in_w = input_shape
+    if len(feature_shape) != len(input_shape) or len(feature_shape) not in (3, 4):
+        return "unknown"
+    in_h, in_w = input_shape[-2:]
 
-        def spatial(h: int, w: int) -> bool:
-            return h <= in_h and w <= in_w and math.isclose(h * in_w, w * in_h, rel_tol=0.25)
+    def spatial(h: int, w: int) -> bool:
+        return h <= in_h and w <= in_w and math.isclose(h * in_w, w * in_h, rel_tol=0.25)
 
-        a, b, c = feature_shape
-        if spatial(b, c):
-            return "NCHW"
-        if spatial(a, b):
-            return "NHWC"
-        return "NCHW"
-    return "unknown"
+    first, last = ("NCHW", "NHWC") if len(feature_shape) == 3 else ("NCTHW", "NTHWC")
+    if spatial(*feature_shape[-2:]):
+        return first
+    if spatial(*feature_shape[-3:-1]):
+        return last
+    return first
 
 
 def token_grid(model: nn.Module, num_tokens: int) -> tuple[tuple[int, int] | None, int]:
@@ -61,7 +60,7 @@ class GlobalPool(nn.Module):
 
     def __init__(self, layout: str):
         super().__init__()
-        dims = {"NCHW": (2, 3), "NHWC": (1, 2), "NLC": (1,), "NC": (), "NCTHW": (2, 3, 4)}
+        dims = {"NCHW": (2, 3), "NHWC": (1, 2), "NLC": (1,), "NC": (), "NCTHW": (2, 3, 4), "NTHWC": (1, 2, 3)}
         if layout not in dims:
             raise ValueError(f"cannot pool features of layout {layout!r}; expected one of {LAYOUTS}")
         self.layout = layout

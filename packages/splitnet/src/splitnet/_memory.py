@@ -150,7 +150,7 @@ def measure_profile(
         inputs: one batch of inputs.
         targets: its targets.
     """
-    pieces = [chain.module(i, i + 1) for i in range(chain.num_pieces)]
+    pieces = chain.pieces()
     aux_modules = list(objectives.values())
     recorder = _SavedRecorder(_storage_ptrs(chain.model, *aux_modules, *pieces))
     outputs: list[tuple[int, int]] = []
@@ -231,7 +231,7 @@ def measure_times(
 ) -> tuple[list[float], list[float]]:
     """Median forward+backward seconds of every piece (the last with the task loss) and of the
     objective at every cut (``inf`` where none can be built)."""
-    pieces = [chain.module(i, i + 1) for i in range(chain.num_pieces)]
+    pieces = chain.pieces()
     modules = [chain.model, *objectives.values(), *pieces]
 
     def timed(fn: Callable[[], torch.Tensor]) -> float:

@@ -100,7 +100,7 @@ class GreedyObjective(nn.Module):
 
 def channels_of(feature_shape: tuple[int, ...], layout: str) -> int:
     """The channel count of one sample's features in ``layout``."""
-    if layout in ("NHWC", "NLC"):
+    if layout in ("NHWC", "NLC", "NTHWC"):
         return feature_shape[-1]
     if layout in ("NCHW", "NC", "NCTHW"):
         return feature_shape[0]

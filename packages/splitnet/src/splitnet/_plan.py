@@ -60,7 +60,7 @@ def example_batch(model: nn.Module, input_size: Sequence[int] | None, batch_size
         )
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    return torch.randn(batch_size, *input_size, device=device)
+    return torch.rand(batch_size, *input_size, device=device)  # image-like values in [0, 1]
 
 
 @dataclass
@@ -377,7 +377,9 @@ def plan(
     named = getattr(model, "named_plans", {}) or {}
 
     def make_batch(b: int):
-        x = example_input[:1].expand(b, *example_input.shape[1:]).clone().normal_()
+        # rows of the example itself: measurement batches have the values real inputs have
+        rows = torch.arange(b, device=example_input.device) % example_input.shape[0]
+        x = example_input[rows].clone()
         return x, _targets(num_classes, task, x)
 
     if cuts is not None:

@@ -129,6 +129,7 @@ class Chain:
     method: str = "fx"
     _positions: list[int] = field(default_factory=list, repr=False)
     _children: list[tuple[str, nn.Module]] = field(default_factory=list, repr=False)
+    _pieces: list[nn.Module] = field(default_factory=list, repr=False)
 
     @property
     def num_pieces(self) -> int:
@@ -154,6 +155,12 @@ class Chain:
             "residual block, not inside it); list them with `python -m splitnet plan --model ... "
             "--list-cuts` or Chain.cuts."
         )
+
+    def pieces(self) -> list[nn.Module]:
+        """One module per piece (built once, then cached)."""
+        if not self._pieces:
+            self._pieces = [self.module(i, i + 1) for i in range(self.num_pieces)]
+        return self._pieces
 
     def module(self, start: int, stop: int) -> nn.Module:
         """A module computing pieces ``start .. stop-1`` (``0 <= start < stop <= num_pieces``)."""
@@ -301,7 +308,41 @@ def trace(
         )
     output = order[-1].args[0]
     out_shape = _node_shape(output) if isinstance(output, fx.Node) else None
-    return Chain(model, gm, cuts, tuple(example_input.shape), out_shape, "fx", positions)
+    chain = Chain(model, gm, cuts, tuple(example_input.shape), out_shape, "fx", positions)
+    _verify(chain, example_input)
+    return chain
+
+
+def _verify(chain: Chain, example: torch.Tensor) -> None:
+    """Run the pieces one after another and check they reproduce the model exactly.
+
+    Runs in the mode the model was traced in, with the same random state for both passes
+    and every buffer restored afterwards, so the check leaves no trace.
+    """
+    model = chain.model
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[example.device] if example.is_cuda else []):
+            torch.manual_seed(0)
+            reference = model(example)
+            torch.manual_seed(0)
+            h = example
+            for piece in chain.pieces():
+                h = piece(h)
+    finally:
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
+    if not (isinstance(reference, torch.Tensor) and isinstance(h, torch.Tensor)):
+        return
+    diff = (h.float() - reference.float()).abs().max().item() if h.shape == reference.shape else float("inf")
+    if diff > 1e-5 * max(1.0, reference.abs().max().item()):
+        raise TraceFailure(
+            f"splitting {type(model).__name__} at its {len(chain.cuts)} cut points changes its output "
+            f"(max abs difference {diff:.3g}): some operation's effect is not captured by the traced graph. "
+            "Keep the offending submodule opaque with leaf_modules=[...], or give an nn.Sequential; "
+            "please report the model."
+        )
 
 
 def _propagate_shapes(gm: fx.GraphModule, model: nn.Module, example: torch.Tensor) -> None:
@@ -321,17 +362,34 @@ def _propagate_shapes(gm: fx.GraphModule, model: nn.Module, example: torch.Tenso
             m.training = mode
 
 
-def _depends_on_input(order: list[fx.Node]) -> set[fx.Node]:
-    dependent: set[fx.Node] = {order[0]}  # the input; other placeholders keep their defaults
+def _carried(order: list[fx.Node]) -> set[fx.Node]:
+    """Nodes that must run in place, in order: never recomputed inside a later piece.
+
+    That is every value depending on the input, and every node without users (an in-place
+    update such as ``t.add_(...)``: its effect is the point) together with what it mutates,
+    since recomputing a mutated value elsewhere would miss the mutation. The rest (weights,
+    constants, index tables) is recomputed wherever it is used.
+    """
+    carried: set[fx.Node] = {order[0]}  # the input; other placeholders keep their defaults
     for node in order[1:]:
-        if any(a in dependent for a in node.all_input_nodes):
-            dependent.add(node)
-    return dependent
+        if any(a in carried for a in node.all_input_nodes):
+            carried.add(node)
+    pinned = [
+        n for n in order[1:-1] if not n.users and n.op in ("call_method", "call_function", "call_module")
+    ]
+    while pinned:
+        node = pinned.pop()
+        if node not in carried:
+            carried.add(node)
+            pinned.extend(a for a in node.all_input_nodes if a.op != "get_attr")
+        elif not node.users:
+            pinned.extend(a for a in node.all_input_nodes if a not in carried and a.op != "get_attr")
+    return carried
 
 
 def _cut_positions(order: list[fx.Node]) -> list[int]:
     """Positions of nodes after which no other input-dependent value is still needed."""
-    dependent = _depends_on_input(order)
+    dependent = _carried(order)
     index = {n: i for i, n in enumerate(order)}
     last_use = {n: max((index[u] for u in n.users), default=index[n]) for n in dependent}
     final = order[-1].args[0]
@@ -356,7 +414,7 @@ def _graph_range(chain: Chain, start: int, stop: int) -> fx.GraphModule:
     order = list(chain.graph_module.graph.nodes)
     first = 0 if start == 0 else chain._positions[start - 1] + 1
     last = len(order) - 2 if stop == chain.num_pieces else chain._positions[stop - 1]
-    dependent = _depends_on_input(order)
+    dependent = _carried(order)
     graph = fx.Graph()
     env: dict[fx.Node, fx.Node] = {}
     if start == 0:
@@ -384,10 +442,8 @@ def _graph_range(chain: Chain, start: int, stop: int) -> fx.GraphModule:
     else:
         result = env[order[last]]
     graph.output(result)
-    module = fx.GraphModule(chain.graph_module, graph, f"{type(chain.model).__name__}Pieces{start}to{stop}")
-    module.graph.eliminate_dead_code()
-    module.recompile()
-    return module
+    # no dead-code elimination: a node without users may be an in-place update that matters
+    return fx.GraphModule(chain.graph_module, graph, f"{type(chain.model).__name__}Pieces{start}to{stop}")
 
 
 class _SequentialRange(nn.Sequential):
