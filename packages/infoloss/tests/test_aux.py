@@ -124,6 +124,15 @@ def test_video_features_use_3d_heads_that_keep_time():
     assert head(torch.randn(2, 16, 4, 16, 16)).shape == (2, 5)
 
 
+def test_channels_last_video_is_the_same_head_on_permuted_features():
+    torch.manual_seed(0)
+    first = AuxHead((16, 4, 8, 8), 5, layout="NCTHW", config="1c2f")
+    torch.manual_seed(0)
+    last = AuxHead((4, 8, 8, 16), 5, layout="NTHWC", config="1c2f")
+    x = torch.randn(2, 16, 4, 8, 8)
+    torch.testing.assert_close(last(x.permute(0, 2, 3, 4, 1)), first(x))
+
+
 def test_heads_reject_bad_shapes_and_configs():
     with pytest.raises(ValueError, match="unknown auxiliary net config '3c1f'"):
         AuxHead((16, 8, 8), 10, config="3c1f")

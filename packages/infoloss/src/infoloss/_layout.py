@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
-LAYOUTS = ("NCHW", "NHWC", "NLC", "NC", "NCTHW")
-_RANKS = {"NCHW": 3, "NHWC": 3, "NLC": 2, "NC": 1, "NCTHW": 4}
+LAYOUTS = ("NCHW", "NHWC", "NLC", "NC", "NCTHW", "NTHWC")
+_RANKS = {"NCHW": 3, "NHWC": 3, "NLC": 2, "NC": 1, "NCTHW": 4, "NTHWC": 4}
 
 
 class FeatureLayout:
@@ -20,11 +20,12 @@ class FeatureLayout:
       ``token_grid`` ``(h, w)`` they become a grid ``(B, C, h, w)``, without one a
       ``(B, C, N, 1)`` column of tokens whose order carries no geometry (kind ``"tokens"``);
     * ``"NC"`` vectors become ``(B, C, 1, 1)`` (kind ``"vector"``);
-    * ``"NCTHW"`` video features stay ``(B, C, T, H, W)`` (kind ``"video"``).
+    * ``"NCTHW"`` video features stay ``(B, C, T, H, W)``, and channels-last ``"NTHWC"`` ones
+      (Swin3D) are permuted to it (kind ``"video"``).
 
     Args:
         feature_shape: one sample's feature shape, batch dimension removed.
-        layout: one of ``"NCHW"``, ``"NHWC"``, ``"NLC"``, ``"NC"``, ``"NCTHW"``.
+        layout: one of ``"NCHW"``, ``"NHWC"``, ``"NLC"``, ``"NC"``, ``"NCTHW"``, ``"NTHWC"``.
         token_grid: ``(h, w)`` of the grid tokens (``"NLC"`` only), or ``None``.
         num_prefix_tokens: class/register tokens before the grid tokens (``"NLC"`` only).
         owner: who is asking, for error messages.
@@ -64,6 +65,8 @@ class FeatureLayout:
             self.kind, self.channels, self.spatial = "vector", self.shape[0], (1, 1)
         elif self.layout == "NCTHW":
             self.kind, self.channels, self.spatial = "video", self.shape[0], self.shape[1:]
+        elif self.layout == "NTHWC":
+            self.kind, self.channels, self.spatial = "video", self.shape[3], self.shape[:3]
         else:
             self._init_tokens(token_grid)
 
@@ -111,6 +114,8 @@ class FeatureLayout:
         batch = features.shape[0]
         if self.layout == "NHWC":
             return features.permute(0, 3, 1, 2)
+        if self.layout == "NTHWC":
+            return features.permute(0, 4, 1, 2, 3)
         if self.layout == "NC":
             return features.reshape(batch, self.channels, 1, 1)
         if self.layout == "NLC":
