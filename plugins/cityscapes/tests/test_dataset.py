@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from localkit_cityscapes import CityscapesDataset, JointTransform, cityscapes, to_train_ids
 from PIL import Image
 
 import splitnet
+from localkit_cityscapes import CityscapesDataset, JointTransform, cityscapes, to_train_ids
 from splitnet import DatasetLayoutError
 
 MEAN = torch.tensor((0.485, 0.456, 0.406))[:, None, None]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from localkit_cityscapes import ID_TO_TRAIN_ID, MULTISCALE_SCALES, cityscapes, evaluate_segmentation, predict
 from torch import nn
+
+from localkit_cityscapes import ID_TO_TRAIN_ID, MULTISCALE_SCALES, cityscapes, evaluate_segmentation, predict
 
 
 class SizeRecorder(nn.Module):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from localkit_cityscapes import CLASS_NAMES, ID_TO_TRAIN_ID, IGNORE_INDEX, NUM_CLASSES, to_train_ids
 
 # cityscapesScripts, cityscapesscripts/helpers/labels.py: (name, id, trainId) of every label

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from localkit_cityscapes import CLASS_NAMES, ConfusionMatrix
 
 

@@ -6,9 +6,9 @@ from importlib.metadata import entry_points
 
 import pytest
 import torch
-from localkit_cityscapes import DeepLabV3Head, deeplabv3
 
 import splitnet
+from localkit_cityscapes import DeepLabV3Head, deeplabv3
 
 DISTRIBUTION = "localkit-cityscapes"
 

@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from localkit_cityscapes import evaluate_run
-from localkit_cityscapes._cli import main as cityscapes_main
 
 import splitnet
+from localkit_cityscapes import evaluate_run
+from localkit_cityscapes._cli import main as cityscapes_main
 from splitnet import DatasetLayoutError, TrainConfig
 from splitnet._cli import main as splitnet_main
 

@@ -6,10 +6,10 @@ from importlib import metadata
 
 import timm
 import torch
-from localkit_video_backbones import ARCHITECTURES
 
 import scoredist
 import splitnet
+from localkit_video_backbones import ARCHITECTURES
 
 DISTRIBUTION = "localkit-video-backbones"
 NAMES = {"i3d"} | {f"video_{arch}" for arch in ARCHITECTURES}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+
 from localkit_video_backbones import I3D, i3d
 from localkit_video_backbones._i3d import MaxPool3dSame, Unit3D
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from localkit_video_backbones import StaticGridMViT
 from torchvision.models import video as tv_video
 
 import splitnet
+from localkit_video_backbones import StaticGridMViT
 
 TINY = {
     "i3d": (2, 3, 8, 56, 56),

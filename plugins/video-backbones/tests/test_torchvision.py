@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from localkit_video_backbones import ARCHITECTURES, StaticGridMViT, video_model
-from localkit_video_backbones._mvit import block_grids
 from torch import nn
 from torchvision.models import video as tv_video
+
+from localkit_video_backbones import ARCHITECTURES, StaticGridMViT, video_model
+from localkit_video_backbones._mvit import block_grids
 
 # clips small enough for a CPU; the MViTs only take the size they were built for (below)
 TINY = {

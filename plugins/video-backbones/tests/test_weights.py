@@ -6,9 +6,10 @@ import re
 
 import pytest
 import torch
-from localkit_video_backbones import I3D, WeightsError, i3d, video_model, video_r3d_18
 from torch import nn
 from torchvision.models import video as tv_video
+
+from localkit_video_backbones import I3D, WeightsError, i3d, video_model, video_r3d_18
 
 
 def save(state: dict, tmp_path, name: str = "weights.pt"):
