@@ -1,0 +1,337 @@
+"""The decoder interface, its registry, and the reader every backend sits behind.
+
+A backend only has to turn sorted, unique, valid frame indices into uint8 RGB frames. The
+:class:`VideoReader` around it does everything that must not differ between backends:
+validating indices, repeating and reordering frames, converting to torch, and turning any
+backend failure into a :class:`~vidio.VideoError` that names the file.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import warnings
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ._errors import (
+    DecoderFallbackWarning,
+    FrameIndexError,
+    UnsupportedVideoError,
+    VideoDecodeError,
+    VidioError,
+)
+from ._probe import VideoInfo, probe
+from ._registry import Registry
+
+DEFAULT_DECODER = "decord"
+REFERENCE_DECODER = "pyav"
+DEFAULT_TIMEOUT = 30.0
+
+DECODERS = Registry(
+    "vidio.decoders",
+    owner="vidio",
+    kind="decoder",
+    hint="Built-in decoders are 'decord' and 'pyav'; a plugin adds one under [project.entry-points.\"vidio.decoders\"].",
+)
+
+
+class Decoder(abc.ABC):
+    """A decoding backend for one open video; subclass it to add a backend as a plugin.
+
+    Declare the subclass in the ``vidio.decoders`` entry-point group of your distribution.
+    vidio probes the file first (:func:`vidio.probe`) and hands the backend the frame table:
+    frame ``i`` is the frame whose presentation timestamp is ``info.pts[i]``. Import the
+    backend's library inside ``__init__`` so that listing decoders stays cheap, and raise
+    :class:`~vidio.DecoderUnavailableError` naming the package to install when it is missing.
+
+    Args:
+        info: the probed video.
+        threads: decoding threads (0 lets the library decide).
+        timeout: seconds the backend may go without progress before it must give up.
+        **options: backend-specific options; unknown ones must be ignored.
+
+    Raises:
+        UnsupportedVideoError: from ``__init__`` when this backend cannot return exact frames
+            for ``info``; vidio then reads the file with PyAV and warns.
+
+    Example:
+        >>> class MyDecoder(vidio.Decoder):  # doctest: +SKIP
+        ...     name = "mine"
+        ...     def read(self, indices, size):
+        ...         return my_library.frames(self.info.path, indices, size)
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(
+        self, info: VideoInfo, *, threads: int = 0, timeout: float = DEFAULT_TIMEOUT, **options: Any
+    ):
+        self.info = info
+        self.threads = threads
+        self.timeout = timeout
+
+    @abc.abstractmethod
+    def read(self, indices: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+        """Decode frames.
+
+        Args:
+            indices: int64 frame indices, sorted, unique, each in ``[0, info.num_frames)``.
+            size: ``(height, width)`` to scale to while decoding, or ``None`` for the stored size.
+
+        Returns:
+            uint8 array ``(len(indices), height, width, 3)`` in RGB order.
+        """
+
+    def close(self) -> None:  # noqa: B027 - closing is optional for backends that hold nothing
+        """Release files and decoder state."""
+
+
+def list_decoders(pattern: str | Iterable[str] = "*", exclude: str | Iterable[str] = ()) -> list[str]:
+    """Names of the installed decoder backends, without importing them.
+
+    Args:
+        pattern: fnmatch pattern(s) to include.
+        exclude: fnmatch pattern(s) to leave out.
+
+    Returns:
+        Naturally sorted names, e.g. ``["decord", "pyav"]``.
+
+    Example:
+        >>> "pyav" in vidio.list_decoders()
+        True
+    """
+    return DECODERS.names(pattern, exclude)
+
+
+def open_video(
+    path: str | os.PathLike,
+    *,
+    backend: str | None = None,
+    output: str = "numpy",
+    threads: int = 0,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> VideoReader:
+    """Open a video file or a folder of frame images for random access.
+
+    Args:
+        path: the video file, or a folder of frame images named in frame order.
+        backend: a name from :func:`list_decoders`; default ``"decord"``. When the backend
+            cannot return exact frames for this file (e.g. decord on open-GOP or MPEG-TS
+            files), PyAV reads it instead and a :class:`~vidio.DecoderFallbackWarning` says why.
+            Frame folders are always read with PyAV's image decoders.
+        output: ``"numpy"`` or ``"torch"``: the type :meth:`VideoReader.get` returns.
+        threads: decoding threads (0 lets the library decide; 1 suits DataLoader workers).
+        timeout: seconds a decoder may make no progress before it is stopped and
+            :class:`~vidio.VideoTimeoutError` is raised.
+
+    Returns:
+        A :class:`VideoReader` (also a context manager).
+
+    Raises:
+        VideoNotFoundError: the path does not exist.
+        CorruptVideoError: the file is empty, truncated or not a decodable video.
+        DecoderUnavailableError: the backend's library is not installed.
+        UnknownEntryError: no decoder of that name is installed.
+
+    Example:
+        >>> with vidio.open("match.mp4") as video:  # doctest: +SKIP
+        ...     clip = video.get(range(16), size=(224, 224))
+        >>> clip.shape  # doctest: +SKIP
+        (16, 224, 224, 3)
+    """
+    if output not in ("numpy", "torch"):
+        raise ValueError(f"output must be 'numpy' or 'torch', not {output!r}")
+    info = probe(path)
+    if info.is_frame_folder:
+        from ._frames import FrameFolderDecoder
+
+        decoder: Decoder = FrameFolderDecoder(info, threads=threads, timeout=timeout)
+    else:
+        decoder = _create_decoder(backend or DEFAULT_DECODER, info, threads=threads, timeout=timeout)
+    return VideoReader(info, decoder, output=output)
+
+
+def _create_decoder(name: str, info: VideoInfo, **kw: Any) -> Decoder:
+    cls = DECODERS.load(name)
+    try:
+        return cls(info, **kw)
+    except UnsupportedVideoError as exc:
+        if name == REFERENCE_DECODER:
+            raise
+        warnings.warn(
+            f"'{info.path}': {exc.reason}; reading it with {REFERENCE_DECODER} instead",
+            DecoderFallbackWarning,
+            stacklevel=3,
+        )
+        return DECODERS.load(REFERENCE_DECODER)(info, **kw)
+
+
+class VideoReader:
+    """Random access to the frames of one video; create it with :func:`vidio.open`.
+
+    Frames are identified by index in presentation order, ``0 .. num_frames - 1``; every
+    backend returns the same pixels for the same index.
+
+    Example:
+        >>> video = vidio.open("match.mp4", output="torch")  # doctest: +SKIP
+        >>> len(video), video.fps, video.size  # doctest: +SKIP
+        (750, 25.0, (720, 1280))
+        >>> video[10].shape  # doctest: +SKIP
+        torch.Size([720, 1280, 3])
+    """
+
+    def __init__(self, info: VideoInfo, decoder: Decoder, *, output: str = "numpy"):
+        self.info = info
+        self._decoder = decoder
+        self._output = output
+
+    @property
+    def path(self) -> str:
+        """The file or folder being read."""
+        return self.info.path
+
+    @property
+    def backend(self) -> str:
+        """Name of the decoder actually reading the file (after any fallback)."""
+        return self._decoder.name
+
+    @property
+    def num_frames(self) -> int:
+        """Number of decodable frames."""
+        return self.info.num_frames
+
+    @property
+    def fps(self) -> float:
+        """Average frame rate (0.0 for frame folders)."""
+        return self.info.fps
+
+    @property
+    def width(self) -> int:
+        """Stored frame width in pixels."""
+        return self.info.width
+
+    @property
+    def height(self) -> int:
+        """Stored frame height in pixels."""
+        return self.info.height
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Stored frame size as ``(height, width)``."""
+        return (self.info.height, self.info.width)
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """Presentation time of every frame in seconds (exact for variable frame rate)."""
+        return self.info.timestamps
+
+    def __len__(self) -> int:
+        return self.info.num_frames
+
+    def __getitem__(self, key: int | slice) -> Any:
+        if isinstance(key, slice):
+            return self.get(range(*key.indices(self.num_frames)))
+        return self.get([key])[0]
+
+    def get(self, indices: Iterable[int] | np.ndarray, size: tuple[int, int] | None = None) -> Any:
+        """Decode frames by index.
+
+        Args:
+            indices: frame indices in any order, repeats allowed (a list, range, numpy array
+                or torch tensor of integers).
+            size: ``(height, width)`` to scale to while decoding (bilinear), or ``None``.
+
+        Returns:
+            uint8 RGB frames ``(len(indices), height, width, 3)``, a numpy array or a torch
+            tensor depending on the reader's ``output``.
+
+        Raises:
+            FrameIndexError: an index is not an integer in ``[0, num_frames)``.
+            VideoDecodeError: a requested frame cannot be decoded (damaged data, crashed decoder).
+            VideoTimeoutError: the decoder made no progress for ``timeout`` seconds.
+        """
+        wanted = self._check_indices(indices)
+        height, width = self._check_size(size)
+        unique, inverse = np.unique(wanted, return_inverse=True)
+        if len(unique):
+            frames = self._read(unique, None if size is None else (height, width))
+        else:
+            frames = np.empty((0, height, width, 3), dtype=np.uint8)
+        expected = (len(unique), height, width, 3)
+        if frames.shape != expected or frames.dtype != np.uint8:
+            raise VideoDecodeError.about(
+                self.path,
+                f"decoder '{self.backend}' returned {frames.dtype} frames of shape {frames.shape}, expected "
+                f"uint8 {expected}",
+                "This is a bug in that decoder backend",
+            )
+        if len(unique) != len(wanted) or not np.array_equal(unique, wanted):
+            frames = frames[inverse.reshape(-1)]
+        if self._output == "torch":
+            import torch
+
+            return torch.from_numpy(np.ascontiguousarray(frames))
+        return frames
+
+    def _read(self, indices: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+        try:
+            return self._decoder.read(indices, size)
+        except VidioError:
+            raise
+        except Exception as exc:  # a backend may fail in any way; the caller needs the file named
+            raise VideoDecodeError.about(
+                self.path, f"decoder '{self.backend}' failed ({type(exc).__name__}: {exc})"
+            ) from exc
+
+    def _check_indices(self, indices: Iterable[int] | np.ndarray) -> np.ndarray:
+        if hasattr(indices, "numpy") and hasattr(indices, "detach"):
+            indices = indices.detach().cpu().numpy()
+        array = np.asarray(indices if isinstance(indices, np.ndarray) else list(indices))
+        if array.size == 0:
+            return np.empty(0, dtype=np.int64)
+        if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+            raise FrameIndexError.about(
+                self.path,
+                f"frame indices must be a flat sequence of integers, got {array.dtype} of shape {array.shape}",
+                "Pass e.g. a list, range or int64 array",
+            )
+        array = array.astype(np.int64)
+        bad = array[(array < 0) | (array >= self.num_frames)]
+        if len(bad):
+            raise FrameIndexError.about(
+                self.path,
+                f"frame index {int(bad[0])} is outside [0, {self.num_frames}) ({len(bad)} of "
+                f"{len(array)} requested indices are)",
+                f"The video has {self.num_frames} decodable frames",
+            )
+        return array
+
+    def _check_size(self, size: tuple[int, int] | None) -> tuple[int, int]:
+        if size is None:
+            return self.info.height, self.info.width
+        try:
+            height, width = (int(v) for v in size)
+        except (TypeError, ValueError):
+            raise ValueError(f"size must be (height, width), got {size!r}") from None
+        if height < 1 or width < 1:
+            raise ValueError(f"size must be positive (height, width), got {size!r}")
+        return height, width
+
+    def close(self) -> None:
+        """Release the backend's resources; the reader cannot be used afterwards."""
+        self._decoder.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"VideoReader('{self.path}', frames={self.num_frames}, fps={self.fps:.3f}, "
+            f"size={self.size}, backend='{self.backend}')"
+        )

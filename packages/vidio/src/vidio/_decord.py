@@ -1,0 +1,380 @@
+"""The decord backend, made safe: decord runs in a child process and only gets files it reads exactly.
+
+decord's known failure modes, and what this module does about each:
+
+- It can hang forever inside native code while holding the GIL (asked for frames past the
+  real end of a file, or on some damaged files); no thread or signal can interrupt that.
+  Here decord runs in a separate process (``_decord_server.py``); every reply must arrive
+  within ``timeout`` seconds of the previous one, else the process is killed and a
+  :class:`~vidio.VideoTimeoutError` names the file. Requests are split per keyframe group, so
+  the timeout bounds the time without progress, not the size of a request.
+- A crash (segfault) in decord kills only that process: :class:`~vidio.VideoDecodeError`,
+  and the next request starts a fresh one.
+- Its memory can grow with repeated batch reads: the process reports its resident memory
+  after every read and is replaced once it has grown by ``MAX_SERVER_GROWTH`` bytes.
+- It returns wrong frames after seeks in some files: it counts decoded frames instead of
+  matching timestamps, so MP4 edit lists, open GOPs and MPEG-TS shift its frames, and it
+  applies rotation metadata. Such files are recognised from the probe and from decord's own
+  frame table, and handed to PyAV (with a :class:`~vidio.DecoderFallbackWarning`).
+- It can report more frames than the file holds: indices are checked against the probe,
+  whose count comes from the packets actually present.
+- It fails outright on some output widths (8, 12, 16, 24, 48, 72 pixels in decord 0.6.0)
+  and on damaged packets. Whenever decord reports an error, PyAV decodes the same frames
+  and its answer, frames or error, stands.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import warnings
+from multiprocessing import BufferTooShort
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from ._decoders import DEFAULT_TIMEOUT, Decoder
+from ._errors import (
+    DecoderFallbackWarning,
+    DecoderUnavailableError,
+    UnsupportedVideoError,
+    VideoDecodeError,
+    VideoTimeoutError,
+)
+from ._probe import VideoInfo
+from ._pyav import PyAVDecoder
+
+SERVER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_decord_server.py")
+MAX_SERVER_GROWTH = 512 * 2**20
+# Containers whose seeking decord handles exactly, as verified frame by frame against PyAV.
+EXACT_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "flv"})
+_FIX_DAMAGED = "The file is probably damaged; read it with backend='pyav' or re-encode it"
+
+
+def _structural_problem(info: VideoInfo) -> str | None:
+    """Why decord's frame counting would return wrong frames for this file, or None."""
+    if info.container not in EXACT_CONTAINERS:
+        return f"decord does not seek exactly in '{info.container}' files"
+    if info.open_gop:
+        return "it has open GOPs (frames shown before the keyframe they follow), after which decord miscounts frames"
+    if info.discarded:
+        return f"its container marks {info.discarded} packets to be dropped (an edit list) that decord counts as frames"
+    if info.duplicate_pts:
+        return f"{info.duplicate_pts} of its packets repeat another packet's timestamp"
+    if info.rotation:
+        return f"it carries a {info.rotation} degree display rotation, which decord applies and PyAV does not"
+    return None
+
+
+def _stamp(path: str) -> list[int]:
+    stat = os.stat(path)
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+class _Server:
+    """The decord process of the calling process; one request at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._requests: Connection | None = None
+        self._replies: Connection | None = None
+        self._baseline = 0
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running decord process, if any."""
+        return None if self._proc is None else self._proc.pid
+
+    def _start(self) -> None:
+        request_r, request_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        env = dict(os.environ, VIDIO_SYS_PATH=json.dumps([os.path.abspath(p) for p in sys.path if p]))
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", SERVER_SCRIPT, str(request_r), str(reply_w)],
+                pass_fds=(request_r, reply_w),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        finally:
+            os.close(request_r)
+            os.close(reply_w)
+        self._requests = Connection(request_w, readable=False)
+        self._replies = Connection(reply_r, writable=False)
+        self._baseline = 0
+
+    def _close_pipes(self) -> None:
+        for conn in (self._requests, self._replies):
+            if conn is not None:
+                conn.close()
+        self._requests = self._replies = None
+
+    def stop(self, kill: bool = False) -> None:
+        """End the process: politely (close its request pipe) or, after a hang, by SIGKILL."""
+        proc, self._proc = self._proc, None
+        self._close_pipes()
+        if proc is None:
+            return
+        if kill:
+            proc.kill()
+        try:
+            proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def abandon(self) -> None:
+        """Forget the process without touching it (in a forked child, it belongs to the parent)."""
+        self._close_pipes()
+        self._proc = None
+
+    def _send(self, request: dict) -> None:
+        payload = json.dumps(request).encode()
+        for attempt in range(2):
+            if self._proc is None or self._proc.poll() is not None:
+                self.stop()
+                self._start()
+            try:
+                self._requests.send_bytes(payload)
+                return
+            except OSError:
+                self.stop(kill=True)
+                if attempt:
+                    raise
+
+    def _receive(self, path: str, timeout: float, doing: str, into: memoryview | None = None) -> Any:
+        if not self._replies.poll(timeout):
+            self.stop(kill=True)
+            raise VideoTimeoutError.about(
+                path,
+                f"decord made no progress for {timeout:g} s while {doing}; its process was stopped",
+                _FIX_DAMAGED + ", or raise timeout= for very large frames",
+            )
+        try:
+            if into is None:
+                return self._replies.recv_bytes()
+            return self._replies.recv_bytes_into(into)
+        except BufferTooShort as exc:
+            self.stop(kill=True)
+            raise VideoDecodeError.about(
+                path, f"decord returned more data than expected while {doing}", _FIX_DAMAGED
+            ) from exc
+        except (EOFError, OSError) as exc:
+            code = self._exit_code()
+            self.stop(kill=True)
+            raise VideoDecodeError.about(
+                path, f"the decord process died ({_exit_reason(code)}) while {doing}", _FIX_DAMAGED
+            ) from exc
+
+    def _exit_code(self) -> int | None:
+        try:
+            return self._proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def _header(self, path: str, timeout: float, doing: str) -> dict:
+        header = json.loads(self._receive(path, timeout, doing))
+        if not header["ok"]:
+            raise _DecordFailure.about(path, f"decord failed while {doing} ({header['error']})", _FIX_DAMAGED)
+        return header
+
+    def open(self, base: dict, timeout: float) -> tuple[int, np.ndarray]:
+        """Open the file in decord; return decord's frame count and frame start times."""
+        with self._lock:
+            self._send({"op": "open", **base})
+            doing = "opening the file"
+            count = self._header(base["path"], timeout, doing)["num_frames"]
+            times = np.empty(count, dtype=np.float64)
+            self._receive(base["path"], timeout, doing, memoryview(times).cast("B"))
+            return count, times
+
+    def read(self, base: dict, chunks: list[np.ndarray], out: np.ndarray, timeout: float) -> None:
+        """Fill ``out`` with the frames of ``chunks`` (consecutive slices of the sorted indices)."""
+        path = base["path"]
+        with self._lock:
+            self._send({"op": "read", **base, "chunks": [c.tolist() for c in chunks]})
+            start = 0
+            for chunk in chunks:
+                doing = f"decoding frames {int(chunk[0])}..{int(chunk[-1])}"
+                self._header(path, timeout, doing)
+                target = out[start : start + len(chunk)]
+                received = self._receive(path, timeout, doing, memoryview(target).cast("B"))
+                if received != target.nbytes:
+                    self.stop(kill=True)
+                    raise VideoDecodeError.about(
+                        path,
+                        f"decord returned {received} bytes for frames {chunk.tolist()}, expected {target.nbytes}",
+                    )
+                start += len(chunk)
+            rss = self._header(path, timeout, "finishing the read")["rss"]
+            if not self._baseline:
+                self._baseline = rss
+            elif rss - self._baseline > MAX_SERVER_GROWTH:
+                self.stop()
+
+
+class _DecordFailure(VideoDecodeError):
+    """decord itself reported an error (as opposed to hanging or crashing)."""
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "unknown exit status"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+_server: _Server | None = None
+_server_pid = 0
+_server_lock = threading.Lock()
+_verdicts: dict[tuple, str | None] = {}
+
+
+def _current_server() -> _Server:
+    """This process's decord process, started on first use (each DataLoader worker gets its own)."""
+    global _server, _server_pid
+    with _server_lock:
+        if _server is None or _server_pid != os.getpid():
+            _server = _Server()
+            _server_pid = os.getpid()
+        return _server
+
+
+def _forget_after_fork() -> None:
+    global _server
+    if _server is not None:
+        _server.abandon()
+    _server = None
+
+
+def _stop_at_exit() -> None:
+    if _server is not None and _server_pid == os.getpid():
+        _server.stop()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
+atexit.register(_stop_at_exit)
+
+
+class DecordDecoder(Decoder):
+    """Decode with decord in a supervised child process; see the module notes for what it guards.
+
+    Args:
+        info: the probed video.
+        threads: decord's ``num_threads`` (0 lets FFmpeg decide).
+        timeout: seconds decord may go without returning the next group of frames.
+        **options: ignored.
+
+    Raises:
+        DecoderUnavailableError: decord is not installed.
+        UnsupportedVideoError: decord would return wrong frames for this file.
+    """
+
+    name = "decord"
+
+    def __init__(
+        self, info: VideoInfo, *, threads: int = 0, timeout: float = DEFAULT_TIMEOUT, **options: Any
+    ):
+        super().__init__(info, threads=threads, timeout=timeout)
+        problem = _structural_problem(info)
+        if problem:
+            raise UnsupportedVideoError.about(info.path, f"decord cannot return exact frames: {problem}")
+        if importlib.util.find_spec("decord") is None:
+            raise DecoderUnavailableError(
+                "the 'decord' decoder needs the decord package: pip install decord "
+                "(or pass backend='pyav' to use PyAV)"
+            )
+        self._server = _current_server()
+        self._stamp = _stamp(info.path)
+        self._pyav: PyAVDecoder | None = None
+        self._reference_sizes: set[tuple[int, int] | None] = set()
+        problem = self._check_frame_table()
+        if problem:
+            raise UnsupportedVideoError.about(info.path, f"decord cannot return exact frames: {problem}")
+
+    def _request(self, size: tuple[int, int] | None) -> dict:
+        height, width = size if size is not None else (-1, -1)
+        return {
+            "path": self.info.path,
+            "stamp": self._stamp,
+            "height": height,
+            "width": width,
+            "threads": self.threads,
+        }
+
+    def _check_frame_table(self) -> str | None:
+        """Compare decord's frame table with the probe's, once per file and process."""
+        key = (self.info.path, *self._stamp)
+        if key not in _verdicts:
+            try:
+                count, times = self._server.open(self._request(None), self.timeout)
+            except _DecordFailure as exc:
+                _verdicts[key] = f"decord cannot open it ({exc.reason})"
+                return _verdicts[key]
+            _verdicts[key] = _compare_tables(count, times, self.info)
+        return _verdicts[key]
+
+    def read(self, indices: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+        """Decode ``indices`` (sorted, unique) into ``(len(indices), H, W, 3)`` uint8 RGB.
+
+        When decord reports an error (rather than hanging or crashing), PyAV, the reference,
+        decodes the same frames: its frames or its error are the answer. Output sizes decord
+        failed on go straight to PyAV afterwards.
+        """
+        if size in self._reference_sizes:
+            return self._reference().read(indices, size)
+        height, width = size or (self.info.height, self.info.width)
+        out = np.empty((len(indices), height, width, 3), dtype=np.uint8)
+        groups = np.searchsorted(self.info.keyframes, indices, side="right")
+        chunks = np.split(indices, np.flatnonzero(np.diff(groups)) + 1)
+        try:
+            self._server.read(self._request(size), chunks, out, self.timeout)
+        except _DecordFailure as exc:
+            warnings.warn(
+                f"'{self.info.path}': {exc.reason}; reading with {PyAVDecoder.name} instead",
+                DecoderFallbackWarning,
+                stacklevel=4,
+            )
+            self._reference_sizes.add(size)
+            return self._reference().read(indices, size)
+        return out
+
+    def _reference(self) -> PyAVDecoder:
+        if self._pyav is None:
+            self._pyav = PyAVDecoder(self.info, threads=self.threads, timeout=self.timeout)
+        return self._pyav
+
+    def close(self) -> None:
+        """Close the PyAV decoder used for frames decord failed on (the decord process stays)."""
+        if self._pyav is not None:
+            self._pyav.close()
+            self._pyav = None
+
+
+def _compare_tables(count: int, times: np.ndarray, info: VideoInfo) -> str | None:
+    if count != info.num_frames:
+        return f"decord indexes {count} frames but the file holds {info.num_frames} decodable ones"
+    expected = info.timestamps
+    close = np.isclose(times, expected, rtol=1e-6, atol=1e-4)
+    if not close.all():
+        first = int(np.flatnonzero(~close)[0])
+        return (
+            f"decord's frame times differ from the container's (frame {first}: {times[first]:.6f} s "
+            f"instead of {expected[first]:.6f} s)"
+        )
+    return None
