@@ -1,7 +1,8 @@
 """vidio: fast, safe video clips for training.
 
 Read frames straight from video files (decord by default, PyAV as the reference), sample
-clips, and transform them as batched tensors.
+clips, transform them as batched tensors, and load the action-quality datasets MTL-AQA,
+JIGSAWS and AQA-7, or any dataset described by a CSV manifest.
 
 Example:
     >>> import vidio
@@ -11,13 +12,26 @@ Example:
 
 from importlib import metadata as _metadata
 
+from ._datasets import (
+    AQA7,
+    JIGSAWS,
+    MTLAQA,
+    ClipDataset,
+    ClipRecord,
+    CSVDataset,
+    create_dataset,
+    list_datasets,
+    provenance,
+)
 from ._decoders import Decoder, VideoReader, list_decoders
 from ._decoders import open_video as open
 from ._errors import (
     CorruptVideoError,
+    DatasetError,
     DecoderFallbackWarning,
     DecoderUnavailableError,
     FrameIndexError,
+    UnsafePickleError,
     UnsupportedVideoError,
     VideoDecodeError,
     VideoError,
@@ -26,16 +40,24 @@ from ._errors import (
     VidioError,
 )
 from ._probe import VideoInfo, probe
+from ._safepickle import load_pickle
 from ._sampling import ClipSampler, RandomShift, SegmentSampler, SlidingWindowSampler, UniformSampler
 from ._transforms import CenterCrop, Compose, Normalize, RandomCrop, RandomHorizontalFlip, Resize, ToFloatClip
 
 __version__ = _metadata.version("vidio")
 
 __all__ = [
+    "AQA7",
+    "JIGSAWS",
+    "MTLAQA",
+    "CSVDataset",
     "CenterCrop",
+    "ClipDataset",
+    "ClipRecord",
     "ClipSampler",
     "Compose",
     "CorruptVideoError",
+    "DatasetError",
     "Decoder",
     "DecoderFallbackWarning",
     "DecoderUnavailableError",
@@ -49,6 +71,7 @@ __all__ = [
     "SlidingWindowSampler",
     "ToFloatClip",
     "UniformSampler",
+    "UnsafePickleError",
     "UnsupportedVideoError",
     "VideoDecodeError",
     "VideoError",
@@ -57,7 +80,11 @@ __all__ = [
     "VideoReader",
     "VideoTimeoutError",
     "VidioError",
+    "create_dataset",
+    "list_datasets",
     "list_decoders",
+    "load_pickle",
     "open",
     "probe",
+    "provenance",
 ]
