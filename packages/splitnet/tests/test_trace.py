@@ -49,32 +49,45 @@ def test_values_that_do_not_depend_on_the_input_never_block_a_cut():
     assert torch.equal(chain.module(2, chain.num_pieces)(out), model(x))
 
 
-def test_untraceable_model_error_names_the_module_and_the_fix():
-    model = nn.Module()
-    model.body = nn.Sequential(nn.Linear(4, 4), DataDependent())
+def test_untraceable_submodules_are_kept_opaque_with_a_warning():
+    inner = nn.Module()
+    inner.body = nn.Sequential(nn.Linear(4, 4), DataDependent(), nn.Linear(4, 4))
 
     class Wrapper(nn.Module):
         def __init__(self):
             super().__init__()
-            self.net = model
+            self.net = inner
 
         def forward(self, x):
             return self.net.body(x)
 
-    with pytest.raises(splitnet.TraceFailure) as info:
-        splitnet.trace(Wrapper(), torch.randn(2, 4))
-    msg = str(info.value)
-    assert "net.body.1" in msg and "DataDependent" in msg and "leaf_modules" in msg
-    chain = splitnet.trace(Wrapper(), torch.randn(2, 4), leaf_modules=[DataDependent])
-    assert chain.method == "fx"
+    model = Wrapper()
+    x = torch.randn(2, 4)
+    with pytest.warns(UserWarning, match=r"kept net.body.1 \(DataDependent\) opaque"):
+        chain = splitnet.trace(model, x)
+    assert [c.label for c in chain.cuts] == ["net.body.0", "net.body.1"]
+    assert torch.equal(chain.module(0, 2)(x).neg(), -model.net.body[1](model.net.body[0](x)))
 
 
-def test_sequential_falls_back_to_cutting_between_children():
+def test_an_untraceable_top_level_forward_names_the_fix():
+    class TopLevel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.a(x) if x.sum() > 0 else x
+
+    with pytest.raises(splitnet.TraceFailure, match="top-level forward.*nn.Sequential"):
+        splitnet.trace(TopLevel(), torch.randn(2, 4))
+
+
+def test_a_sequential_with_an_untraceable_child_splits_between_its_children():
     model = nn.Sequential(nn.Linear(4, 4), nn.Sequential(DataDependent(), nn.Linear(4, 3)), nn.ReLU())
     x = torch.randn(2, 4)
-    chain = splitnet.trace(model, x)
-    assert chain.method == "sequential"
-    assert [c.label for c in chain.cuts] == ["0", "1.0", "1.1"]
+    with pytest.warns(UserWarning, match=r"kept 1.0 \(DataDependent\) opaque"):
+        chain = splitnet.trace(model, x)
+    assert [c.label for c in chain.cuts] == ["0", "1.0", "1"]
     h = x
     for a, b in [(0, 2), (2, 4)]:
         h = chain.module(a, b)(h)

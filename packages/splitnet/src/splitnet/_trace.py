@@ -11,13 +11,16 @@ Tracing uses timm's registry of non-traceable modules and functions, and treats 
 every module whose own ``forward`` reads ``self.training`` (batch norm variants, drop
 path, ...), so each piece keeps switching behaviour with ``train()`` / ``eval()`` at run
 time. Functional dropout calls in traced code are rewritten into ``nn.Dropout`` modules
-for the same reason.
+for the same reason. A submodule torch.fx cannot trace is kept opaque (one call, no cut
+inside), so only the model's own ``forward`` has to be traceable; wrapping blocks in an
+``nn.Sequential`` always gives a traceable one.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +32,7 @@ from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 from ._errors import SplitError, TraceFailure
 
+_MAX_OPAQUE = 64
 _DROPOUT_FUNCTIONS = {
     F.dropout: nn.Dropout,
     F.dropout1d: nn.Dropout1d,
@@ -126,9 +130,7 @@ class Chain:
     cuts: list[CutPoint]
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...] | None
-    method: str = "fx"
     _positions: list[int] = field(default_factory=list, repr=False)
-    _children: list[tuple[str, nn.Module]] = field(default_factory=list, repr=False)
     _pieces: list[nn.Module] = field(default_factory=list, repr=False)
 
     @property
@@ -166,8 +168,6 @@ class Chain:
         """A module computing pieces ``start .. stop-1`` (``0 <= start < stop <= num_pieces``)."""
         if not 0 <= start < stop <= self.num_pieces:
             raise SplitError(f"piece range [{start}, {stop}) is outside 0..{self.num_pieces}")
-        if self.method == "sequential":
-            return _sequential_range(self, start, stop)
         return _graph_range(self, start, stop)
 
 
@@ -255,8 +255,8 @@ def trace(
     """Find every cut point of ``model`` and return it as a :class:`Chain`.
 
     Args:
-        model: any ``nn.Module`` taking one tensor. timm models trace with timm's own leaf
-            registrations; others must be torch.fx traceable, or an ``nn.Sequential``.
+        model: any ``nn.Module`` taking one tensor whose own ``forward`` torch.fx can trace
+            (timm models trace with timm's leaf registrations; an ``nn.Sequential`` always does).
         example_input: one batch (at least 2 samples, so batch norm can run in train mode);
             used to record the shape and dtype at every cut.
         leaf_modules: module classes or qualified names to keep opaque while tracing (use it
@@ -265,29 +265,44 @@ def trace(
     Returns:
         The chain; ``chain.module(0, chain.num_pieces)`` computes the same output as ``model``.
 
+    A submodule torch.fx cannot trace (data-dependent control flow, shape checks) is kept
+    opaque automatically, with a warning naming it: it runs as one call and no cut falls
+    inside it.
+
     Raises:
-        TraceFailure: the model cannot be traced and is not an ``nn.Sequential``; the message
-            names the submodule that failed and how to fix it.
+        TraceFailure: the model's own forward cannot be traced, or the split would change
+            its output; the message says why and what to do.
         SplitError: the example input is rejected by the model.
     """
     if not isinstance(example_input, torch.Tensor):
         raise SplitError(f"example_input must be one tensor, got {type(example_input).__name__}")
-    tracer = _Tracer(leaf_modules)
-    try:
-        graph = tracer.trace(model, concrete_args=_default_arguments(model))
-    except Exception as exc:
-        if isinstance(model, nn.Sequential):
-            return _sequential_chain(model, example_input)
-        where = ".".join(p for p in tracer.path if p) or "the top-level forward"
-        cls = type(model.get_submodule(tracer.path[-1])).__name__ if tracer.path and tracer.path[-1] else ""
-        raise TraceFailure(
-            f"cannot trace {type(model).__name__}: torch.fx failed inside '{where}'"
-            + (f" ({cls})" if cls else "")
-            + f": {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
-            "Fix: pass leaf_modules=[<that module class or name>] to keep it opaque, register "
-            "non-traceable helper functions with timm.layers.register_notrace_function, or give "
-            "an nn.Sequential of blocks (cut between its children)."
-        ) from exc
+    leaves, opaque = list(leaf_modules), []
+    while True:
+        tracer = _Tracer(leaves)
+        try:
+            graph = tracer.trace(model, concrete_args=_default_arguments(model))
+            break
+        except Exception as exc:
+            failing = tracer.path[-1] if tracer.path else ""
+            if failing and failing not in leaves and len(opaque) < _MAX_OPAQUE:
+                # a submodule torch.fx cannot trace runs as one opaque call: correct, just no cut inside
+                leaves.append(failing)
+                opaque.append(f"{failing} ({type(model.get_submodule(failing)).__name__})")
+                continue
+            where = f"'{failing}'" if failing else "the top-level forward"
+            raise TraceFailure(
+                f"cannot trace {type(model).__name__}: torch.fx failed inside {where}: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}. Fix: make that forward traceable (no "
+                "Python control flow on tensor values), register non-traceable helper functions with "
+                "timm.layers.register_notrace_function, or give an nn.Sequential of blocks (cut between "
+                "its children)."
+            ) from exc
+    if opaque:
+        warnings.warn(
+            f"{type(model).__name__}: kept {', '.join(opaque)} opaque because torch.fx cannot trace "
+            "through it; no cut falls inside (pass leaf_modules= to choose this yourself)",
+            stacklevel=2,
+        )
     gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
     _rewrite_functional_dropout(gm, model.training)
     _propagate_shapes(gm, model, example_input)
@@ -308,7 +323,7 @@ def trace(
         )
     output = order[-1].args[0]
     out_shape = _node_shape(output) if isinstance(output, fx.Node) else None
-    chain = Chain(model, gm, cuts, tuple(example_input.shape), out_shape, "fx", positions)
+    chain = Chain(model, gm, cuts, tuple(example_input.shape), out_shape, positions)
     _verify(chain, example_input)
     return chain
 
@@ -444,51 +459,3 @@ def _graph_range(chain: Chain, start: int, stop: int) -> fx.GraphModule:
     graph.output(result)
     # no dead-code elimination: a node without users may be an in-place update that matters
     return fx.GraphModule(chain.graph_module, graph, f"{type(chain.model).__name__}Pieces{start}to{stop}")
-
-
-class _SequentialRange(nn.Sequential):
-    """Consecutive children of an nn.Sequential (the structural fallback)."""
-
-
-def _flatten_sequential(model: nn.Sequential, prefix: str = "") -> list[tuple[str, nn.Module]]:
-    flat = []
-    for name, child in model.named_children():
-        path = f"{prefix}{name}"
-        if type(child) is nn.Sequential:
-            flat += _flatten_sequential(child, path + ".")
-        else:
-            flat.append((path, child))
-    return flat
-
-
-def _sequential_chain(model: nn.Sequential, example: torch.Tensor) -> Chain:
-    children = _flatten_sequential(model)
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    shapes, dtypes = [], []
-    try:
-        with torch.no_grad():
-            h = example
-            for path, child in children:
-                h = child(h)
-                if not isinstance(h, torch.Tensor):
-                    raise TraceFailure(
-                        f"cannot split {type(model).__name__}: child '{path}' returns "
-                        f"{type(h).__name__}, not one tensor"
-                    )
-                shapes.append(tuple(h.shape))
-                dtypes.append(h.dtype)
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
-    cuts = [
-        CutPoint(i, path.replace(".", "_"), (path,), path, shapes[i], dtypes[i])
-        for i, (path, _) in enumerate(children[:-1])
-    ]
-    return Chain(
-        model, None, cuts, tuple(example.shape), shapes[-1], "sequential", list(range(len(cuts))), children
-    )
-
-
-def _sequential_range(chain: Chain, start: int, stop: int) -> nn.Module:
-    return _SequentialRange(*[child for _, child in chain._children[start:stop]])
