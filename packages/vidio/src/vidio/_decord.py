@@ -28,10 +28,13 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import json
+import mmap
 import os
 import signal
+import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import warnings
 from multiprocessing import BufferTooShort
@@ -53,6 +56,9 @@ from ._pyav import PyAVDecoder
 
 SERVER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_decord_server.py")
 MAX_SERVER_GROWTH = 512 * 2**20
+PROGRESS_BYTES = 8
+SHARED_LIMIT = 64 * 2**20
+_SHARED_DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 # Containers whose seeking decord handles exactly, as verified frame by frame against PyAV.
 EXACT_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "flv"})
 _FIX_DAMAGED = "The file is probably damaged; read it with backend='pyav' or re-encode it"
@@ -79,13 +85,21 @@ def _stamp(path: str) -> list[int]:
 
 
 class _Server:
-    """The decord process of the calling process; one request at a time."""
+    """The decord process of the calling process; one request at a time.
+
+    Frames come back through a file both processes map (in RAM under /dev/shm where there
+    is one), so a read wakes the caller once instead of once per pipe-buffer of pixels; the
+    file's first bytes count the pieces written, which is how a slow read is told from a
+    stuck one.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._requests: Connection | None = None
         self._replies: Connection | None = None
+        self._shared_file: Any = None
+        self._shared: mmap.mmap | None = None
         self._baseline = 0
 
     @property
@@ -96,11 +110,13 @@ class _Server:
     def _start(self) -> None:
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
+        self._shared_file = tempfile.TemporaryFile(dir=_SHARED_DIR)  # noqa: SIM115 - lives with the process
+        frames_fd = self._shared_file.fileno()
         env = dict(os.environ, VIDIO_SYS_PATH=json.dumps([os.path.abspath(p) for p in sys.path if p]))
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-I", SERVER_SCRIPT, str(request_r), str(reply_w)],
-                pass_fds=(request_r, reply_w),
+                [sys.executable, "-I", SERVER_SCRIPT, str(request_r), str(reply_w), str(frames_fd)],
+                pass_fds=(request_r, reply_w, frames_fd),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -113,16 +129,20 @@ class _Server:
         self._replies = Connection(reply_r, writable=False)
         self._baseline = 0
 
-    def _close_pipes(self) -> None:
+    def _release(self) -> None:
         for conn in (self._requests, self._replies):
             if conn is not None:
                 conn.close()
-        self._requests = self._replies = None
+        if self._shared is not None:
+            self._shared.close()
+        if self._shared_file is not None:
+            self._shared_file.close()
+        self._requests = self._replies = self._shared = self._shared_file = None
 
     def stop(self, kill: bool = False) -> None:
         """End the process: politely (close its request pipe) or, after a hang, by SIGKILL."""
         proc, self._proc = self._proc, None
-        self._close_pipes()
+        self._release()
         if proc is None:
             return
         if kill:
@@ -135,31 +155,43 @@ class _Server:
 
     def abandon(self) -> None:
         """Forget the process without touching it (in a forked child, it belongs to the parent)."""
-        self._close_pipes()
+        self._release()
         self._proc = None
 
-    def _send(self, request: dict) -> None:
-        payload = json.dumps(request).encode()
-        for attempt in range(2):
-            if self._proc is None or self._proc.poll() is not None:
-                self.stop()
-                self._start()
-            try:
-                self._requests.send_bytes(payload)
-                return
-            except OSError:
+    def _ensure_running(self) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            self.stop()
+            self._start()
+
+    def _send(self, path: str, request: dict) -> None:
+        try:
+            self._requests.send_bytes(json.dumps(request).encode())
+        except OSError as exc:
+            code = self._exit_code()
+            self.stop(kill=True)
+            raise VideoDecodeError.about(
+                path, f"the decord process died ({_exit_reason(code)}) before a request", _FIX_DAMAGED
+            ) from exc
+
+    def _progress(self) -> int:
+        return struct.unpack_from("<q", self._shared, 0)[0] if self._shared is not None else 0
+
+    def _wait(self, path: str, timeout: float, doing: str) -> None:
+        """Wait for a reply; give up when ``timeout`` passes with no reply and no new piece."""
+        seen = self._progress()
+        while not self._replies.poll(timeout):
+            now = self._progress()
+            if now == seen:
                 self.stop(kill=True)
-                if attempt:
-                    raise
+                raise VideoTimeoutError.about(
+                    path,
+                    f"decord made no progress for {timeout:g} s while {doing}; its process was stopped",
+                    _FIX_DAMAGED + ", or raise timeout= for very large frames",
+                )
+            seen = now
 
     def _receive(self, path: str, timeout: float, doing: str, into: memoryview | None = None) -> Any:
-        if not self._replies.poll(timeout):
-            self.stop(kill=True)
-            raise VideoTimeoutError.about(
-                path,
-                f"decord made no progress for {timeout:g} s while {doing}; its process was stopped",
-                _FIX_DAMAGED + ", or raise timeout= for very large frames",
-            )
+        self._wait(path, timeout, doing)
         try:
             if into is None:
                 return self._replies.recv_bytes()
@@ -191,32 +223,48 @@ class _Server:
     def open(self, base: dict, timeout: float) -> tuple[int, np.ndarray]:
         """Open the file in decord; return decord's frame count and frame start times."""
         with self._lock:
-            self._send({"op": "open", **base})
+            self._ensure_running()
+            self._send(base["path"], {"op": "open", **base})
             doing = "opening the file"
             count = self._header(base["path"], timeout, doing)["num_frames"]
             times = np.empty(count, dtype=np.float64)
             self._receive(base["path"], timeout, doing, memoryview(times).cast("B"))
             return count, times
 
-    def read(self, base: dict, chunks: list[np.ndarray], out: np.ndarray, timeout: float) -> None:
-        """Fill ``out`` with the frames of ``chunks`` (consecutive slices of the sorted indices)."""
+    def _map(self, size: int) -> mmap.mmap:
+        if self._shared is None or len(self._shared) < size:
+            if self._shared is not None:
+                self._shared.close()
+            os.ftruncate(self._shared_file.fileno(), size)
+            self._shared = mmap.mmap(self._shared_file.fileno(), size)
+        return self._shared
+
+    def read(self, base: dict, pieces: list[np.ndarray], out: np.ndarray, timeout: float) -> None:
+        """Fill ``out`` with the frames of ``pieces`` (consecutive runs of the sorted indices)."""
         path = base["path"]
+        frame_bytes = out[0].nbytes
+        target = memoryview(out.reshape(-1))
+
         with self._lock:
-            self._send({"op": "read", **base, "chunks": [c.tolist() for c in chunks]})
-            start = 0
-            for chunk in chunks:
-                doing = f"decoding frames {int(chunk[0])}..{int(chunk[-1])}"
-                self._header(path, timeout, doing)
-                target = out[start : start + len(chunk)]
-                received = self._receive(path, timeout, doing, memoryview(target).cast("B"))
-                if received != target.nbytes:
-                    self.stop(kill=True)
-                    raise VideoDecodeError.about(
-                        path,
-                        f"decord returned {received} bytes for frames {chunk.tolist()}, expected {target.nbytes}",
-                    )
-                start += len(chunk)
-            rss = self._header(path, timeout, "finishing the read")["rss"]
+            self._ensure_running()
+            size = PROGRESS_BYTES + len(out) * frame_bytes
+            shared = self._map(size)
+            struct.pack_into("<q", shared, 0, 0)
+            doing = f"decoding frames {int(pieces[0][0])}..{int(pieces[-1][-1])}"
+            self._send(
+                path, {"op": "read", **base, "pieces": [p.tolist() for p in pieces], "shared_bytes": size}
+            )
+            header = self._header(path, timeout, doing)
+            if header["bytes"] != size:
+                self.stop(kill=True)
+                raise VideoDecodeError.about(
+                    path,
+                    f"decord returned {header['bytes'] - PROGRESS_BYTES} bytes "
+                    f"of frames while {doing}, expected {size - PROGRESS_BYTES}",
+                )
+            with memoryview(shared) as view:
+                target[:] = view[PROGRESS_BYTES:size]
+            rss = header["rss"]
             if not self._baseline:
                 self._baseline = rss
             elif rss - self._baseline > MAX_SERVER_GROWTH:
@@ -340,10 +388,10 @@ class DecordDecoder(Decoder):
             return self._reference().read(indices, size)
         height, width = size or (self.info.height, self.info.width)
         out = np.empty((len(indices), height, width, 3), dtype=np.uint8)
-        groups = np.searchsorted(self.info.keyframes, indices, side="right")
-        chunks = np.split(indices, np.flatnonzero(np.diff(groups)) + 1)
         try:
-            self._server.read(self._request(size), chunks, out, self.timeout)
+            for start, pieces in _batches(indices, self.info.keyframes, out[0].nbytes):
+                count = sum(len(p) for p in pieces)
+                self._server.read(self._request(size), pieces, out[start : start + count], self.timeout)
         except _DecordFailure as exc:
             warnings.warn(
                 f"'{self.info.path}': {exc.reason}; reading with {PyAVDecoder.name} instead",
@@ -364,6 +412,30 @@ class DecordDecoder(Decoder):
         if self._pyav is not None:
             self._pyav.close()
             self._pyav = None
+
+
+def _batches(
+    indices: np.ndarray, keyframes: np.ndarray, frame_bytes: int
+) -> list[tuple[int, list[np.ndarray]]]:
+    """Cut sorted indices into pieces, one keyframe interval at most, and requests of ``SHARED_LIMIT`` bytes.
+
+    A piece is the unit of progress the timeout watches; a request's frames fit the shared file.
+    """
+    per_request = max(1, SHARED_LIMIT // frame_bytes)
+    groups = np.searchsorted(keyframes, indices, side="right")
+    runs = np.split(indices, np.flatnonzero(np.diff(groups)) + 1)
+    pieces = [run[i : i + per_request] for run in runs for i in range(0, len(run), per_request)]
+    batches: list[tuple[int, list[np.ndarray]]] = []
+    start = count = 0
+    for piece in pieces:
+        if batches and count + len(piece) <= per_request:
+            batches[-1][1].append(piece)
+            count += len(piece)
+        else:
+            start += count
+            batches.append((start, [piece]))
+            count = len(piece)
+    return batches
 
 
 def _compare_tables(count: int, times: np.ndarray, info: VideoInfo) -> str | None:

@@ -1,27 +1,32 @@
 """The decord process: decord runs here, away from the caller, so a hang or crash stays here.
 
-vidio starts it as ``python -I _decord_server.py <request fd> <reply fd>``. It imports only
-the standard library, numpy and decord (never torch or vidio), so it starts in a fraction of
-a second. It keeps a few decord readers open, answers one request at a time, and exits when
-the caller closes its end of the request pipe (including when the caller dies).
+vidio starts it as ``python -I _decord_server.py <request fd> <reply fd> <frames fd>``. It
+imports only the standard library, numpy and decord (never torch or vidio), so it starts in
+a fraction of a second. It keeps a few decord readers open, answers one request at a time,
+and exits when the caller closes its end of the request pipe (including when the caller dies).
 
-Requests and reply headers are JSON messages; frames travel as raw bytes.
+Requests and replies are JSON messages on the pipes. Frames go through a file shared with
+the caller (``<frames fd>``, in RAM where the system has /dev/shm): its first 8 bytes count
+the pieces written so far, the caller's sign of progress; the frames follow.
 
-- ``{"op": "open", ...}`` -> ``{"ok": true, "num_frames": n}`` then the float64 start time of
-  every frame as decord indexes it.
-- ``{"op": "read", ..., "chunks": [[i, ...], ...]}`` -> per chunk ``{"ok": true}`` then its
-  frames; finally ``{"ok": true, "rss": bytes}``.
-- Any failure -> ``{"ok": false, "error": "..."}`` and nothing more for that request.
+- ``{"op": "open", ...}`` -> ``{"ok": true, "num_frames": n}``, then the float64 start time of
+  every frame as decord indexes it (raw bytes on the reply pipe).
+- ``{"op": "read", ..., "pieces": [[i, ...], ...], "shared_bytes": n}`` -> the frames of every
+  piece, one after the other, in the shared file; then ``{"ok": true, "rss": bytes}``.
+- Any failure -> ``{"ok": false, "error": "..."}``.
 """
 
 import json
+import mmap
 import os
 import re
+import struct
 import sys
 from collections import OrderedDict
 from multiprocessing.connection import Connection
 
 CACHE_SIZE = 4
+PROGRESS_BYTES = 8
 
 
 def _rss_bytes():
@@ -72,8 +77,26 @@ class _Readers:
         self._open.pop(key, None)
 
 
-def _serve(requests, replies, decord, np):
+class _Shared:
+    """The caller's frame file, mapped at the size the caller asks for."""
+
+    def __init__(self, fd):
+        self._fd = fd
+        self.map = None
+
+    def ensure(self, size):
+        if self.map is None or len(self.map) < size:
+            if self.map is not None:
+                self.map.close()
+            if os.fstat(self._fd).st_size < size:
+                os.ftruncate(self._fd, size)
+            self.map = mmap.mmap(self._fd, size)
+        return self.map
+
+
+def _serve(requests, replies, frames_fd, decord, np):
     readers = _Readers(decord)
+    shared = _Shared(frames_fd)
     while True:
         try:
             request = json.loads(requests.recv_bytes())
@@ -88,11 +111,14 @@ def _serve(requests, replies, decord, np):
                 replies.send_bytes(json.dumps({"ok": True, "num_frames": count}).encode())
                 replies.send_bytes(np.ascontiguousarray(stamps))
             else:
-                for chunk in request["chunks"]:
-                    frames = np.ascontiguousarray(reader.get_batch(chunk).asnumpy())
-                    replies.send_bytes(b'{"ok": true}')
-                    replies.send_bytes(memoryview(frames).cast("B"))
-                replies.send_bytes(json.dumps({"ok": True, "rss": _rss_bytes()}).encode())
+                block = shared.ensure(request["shared_bytes"])
+                offset = PROGRESS_BYTES
+                for done, piece in enumerate(request["pieces"], 1):
+                    frames = np.ascontiguousarray(reader.get_batch(piece).asnumpy())
+                    block[offset : offset + frames.nbytes] = memoryview(frames).cast("B")
+                    offset += frames.nbytes
+                    struct.pack_into("<q", block, 0, done)
+                replies.send_bytes(json.dumps({"ok": True, "rss": _rss_bytes(), "bytes": offset}).encode())
         except Exception as exc:  # report every decord failure to the caller, keep serving
             readers.drop(key)
             replies.send_bytes(json.dumps({"ok": False, "error": _describe(exc)}).encode())
@@ -102,6 +128,7 @@ def main():
     sys.path[:0] = [p for p in json.loads(os.environ.get("VIDIO_SYS_PATH", "[]")) if p not in sys.path]
     requests = Connection(int(sys.argv[1]), writable=False)
     replies = Connection(int(sys.argv[2]), readable=False)
+    frames_fd = int(sys.argv[3])
     try:
         import decord
         import numpy as np
@@ -113,7 +140,7 @@ def main():
             except EOFError:
                 return
             replies.send_bytes(message)
-    _serve(requests, replies, decord, np)
+    _serve(requests, replies, frames_fd, decord, np)
 
 
 if __name__ == "__main__":
