@@ -307,6 +307,11 @@ def test_csv_folder_of_split_files_and_clear_errors(csv_root):
     (csv_root / "bad.csv").write_text("path,score,start\na.mp4,1,ten\n")
     with pytest.raises(vidio.DatasetError, match="line 2: column 'start' should be a number"):
         vidio.CSVDataset(csv_root / "bad.csv", "train")
+    (csv_root / "beyond.csv").write_text("path,score,start,end\na.mp4,1,150,260\n")
+    with pytest.raises(
+        vidio.DatasetError, match=r"frames \[150, 260\) do not fit .*a\.mp4', which has 200 frames"
+    ):
+        vidio.CSVDataset(csv_root / "beyond.csv", "train", crop_size=8)[0]
     (csv_root / "noscore.csv").write_text("path\na.mp4\n")
     with pytest.raises(vidio.DatasetError, match=r"lacks the column\(s\) \['score'\]"):
         vidio.CSVDataset(csv_root / "noscore.csv", "train")

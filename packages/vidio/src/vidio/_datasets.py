@@ -220,10 +220,11 @@ class ClipDataset(torch.utils.data.Dataset):
         record = self.records[index]
         rng = self._rng(index)
         with open_video(record.source, **self._open_kw) as video:
-            if record.start >= video.num_frames:
+            stop = video.num_frames if record.stop is None else record.stop
+            if not 0 <= record.start < stop <= video.num_frames:
                 raise DatasetError(
-                    f"sample '{record.id}': its frames start at {record.start} but '{record.source}' has only "
-                    f"{video.num_frames} frames; the annotation does not match this video"
+                    f"sample '{record.id}': its frames [{record.start}, {stop}) do not fit '{record.source}', "
+                    f"which has {video.num_frames} frames; the annotation does not match this video"
                 )
             indices = np.asarray(
                 self.sampler(video.num_frames, record.start, record.stop, rng), dtype=np.int64
