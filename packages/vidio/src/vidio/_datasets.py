@@ -50,6 +50,13 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".m
 def list_datasets(pattern: str | Iterable[str] = "*", exclude: str | Iterable[str] = ()) -> list[str]:
     """Names of the installed clip datasets, without importing plugins.
 
+    Args:
+        pattern: fnmatch pattern(s) to include.
+        exclude: fnmatch pattern(s) to leave out.
+
+    Returns:
+        Naturally sorted names.
+
     Example:
         >>> vidio.list_datasets()  # doctest: +SKIP
         ['aqa-7', 'csv', 'jigsaws', 'mtl-aqa']
@@ -86,6 +93,10 @@ def provenance() -> dict[str, dict[str, dict[str, str]]]:
 
     Returns:
         ``{"vidio.decoders": {name: record}, "vidio.datasets": {name: record}}``, for run metadata.
+
+    Example:
+        >>> vidio.provenance()["vidio.datasets"]["csv"]["distribution"]  # doctest: +SKIP
+        'vidio'
     """
     return {"vidio.decoders": DECODERS.provenance(), "vidio.datasets": DATASETS.provenance()}
 

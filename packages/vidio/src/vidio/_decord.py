@@ -18,7 +18,7 @@ decord's known failure modes, and what this module does about each:
   frame table, and handed to PyAV (with a :class:`~vidio.DecoderFallbackWarning`).
 - It can report more frames than the file holds: indices are checked against the probe,
   whose count comes from the packets actually present.
-- It fails outright on some output widths (8, 12, 16, 24, 48, 72 pixels in decord 0.6.0)
+- It fails outright on some output widths (8, 12, 16, 24, 48 and 72 pixels in decord 0.6.0)
   and on damaged packets. Whenever decord reports an error, PyAV decodes the same frames
   and its answer, frames or error, stands.
 """
@@ -57,8 +57,7 @@ from ._pyav import PyAVDecoder
 SERVER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_decord_server.py")
 MAX_SERVER_GROWTH = 512 * 2**20
 PROGRESS_BYTES = 8
-SHARED_LIMIT = 64 * 2**20
-_SHARED_DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+SHARED_LIMIT = 32 * 2**20
 # Containers whose seeking decord handles exactly, as verified frame by frame against PyAV.
 EXACT_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "flv"})
 _FIX_DAMAGED = "The file is probably damaged; read it with backend='pyav' or re-encode it"
@@ -79,6 +78,19 @@ def _structural_problem(info: VideoInfo) -> str | None:
     return None
 
 
+def _shared_dir() -> str | None:
+    """/dev/shm (RAM) when it has room for a few shared files, else the default temporary folder.
+
+    Containers often give /dev/shm only 64 MiB, and writing past a full tmpfs kills the writer.
+    """
+    try:
+        stat = os.statvfs("/dev/shm")
+    except (OSError, AttributeError):
+        return None
+    roomy = stat.f_bavail * stat.f_frsize >= 8 * SHARED_LIMIT
+    return "/dev/shm" if roomy and os.access("/dev/shm", os.W_OK) else None
+
+
 def _stamp(path: str) -> list[int]:
     stat = os.stat(path)
     return [stat.st_size, stat.st_mtime_ns]
@@ -87,8 +99,8 @@ def _stamp(path: str) -> list[int]:
 class _Server:
     """The decord process of the calling process; one request at a time.
 
-    Frames come back through a file both processes map (in RAM under /dev/shm where there
-    is one), so a read wakes the caller once instead of once per pipe-buffer of pixels; the
+    Frames come back through a file both processes map (in RAM under /dev/shm when it has
+    room), so a read wakes the caller once instead of once per pipe-buffer of pixels; the
     file's first bytes count the pieces written, which is how a slow read is told from a
     stuck one.
     """
@@ -110,7 +122,7 @@ class _Server:
     def _start(self) -> None:
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
-        self._shared_file = tempfile.TemporaryFile(dir=_SHARED_DIR)  # noqa: SIM115 - lives with the process
+        self._shared_file = tempfile.TemporaryFile(dir=_shared_dir())  # noqa: SIM115 - lives with the process
         frames_fd = self._shared_file.fileno()
         env = dict(os.environ, VIDIO_SYS_PATH=json.dumps([os.path.abspath(p) for p in sys.path if p]))
         try:

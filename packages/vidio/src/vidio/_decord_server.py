@@ -6,7 +6,7 @@ a fraction of a second. It keeps a few decord readers open, answers one request 
 and exits when the caller closes its end of the request pipe (including when the caller dies).
 
 Requests and replies are JSON messages on the pipes. Frames go through a file shared with
-the caller (``<frames fd>``, in RAM where the system has /dev/shm): its first 8 bytes count
+the caller (``<frames fd>``, in RAM under /dev/shm when it has room): its first 8 bytes count
 the pieces written so far, the caller's sign of progress; the frames follow.
 
 - ``{"op": "open", ...}`` -> ``{"ok": true, "num_frames": n}``, then the float64 start time of

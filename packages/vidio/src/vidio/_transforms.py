@@ -186,6 +186,9 @@ class RandomCrop:
 class RandomHorizontalFlip:
     """Mirror the whole clip left-right with probability ``p``.
 
+    Args:
+        p: probability of flipping a clip.
+
     Example:
         >>> clip = torch.arange(4.0).reshape(1, 1, 1, 4)
         >>> vidio.RandomHorizontalFlip(p=1.0)(clip).flatten().tolist()
@@ -209,6 +212,9 @@ class RandomHorizontalFlip:
 
 class Normalize:
     """Subtract a per-channel mean and divide by a per-channel std (ImageNet's by default).
+
+    Args:
+        mean, std: one value per channel; std must be positive.
 
     Example:
         >>> vidio.Normalize(mean=(0.5,), std=(0.5,))(torch.ones(1, 2, 2, 2)).unique().tolist()
