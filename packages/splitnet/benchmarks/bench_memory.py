@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _timing import device_name, interleaved_medians
 
 import splitnet
 from splitnet._peak import measure_peak
@@ -41,18 +39,7 @@ def step_seconds(model, plans, batch_size, repeats, device):
         "e2e": e2e,
         **{key: (lambda n=net: n.local_step(x, y, check_labels=False)) for key, net in nets.items()},
     }
-    samples = {key: [] for key in runs}
-    for _ in range(repeats + 1):
-        for key, fn in runs.items():
-            model.zero_grad(set_to_none=True)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            samples[key].append(time.perf_counter() - start)
-    return {key: statistics.median(values[1:]) for key, values in samples.items()}
+    return interleaved_medians(runs, repeats, device, before=lambda: model.zero_grad(set_to_none=True))
 
 
 def main() -> None:
@@ -110,13 +97,12 @@ def main() -> None:
         key = f"{row['balance']} K={row['k']}"
         if key in seconds:
             row["time_ratio"] = seconds[key] / seconds["e2e"]
-    device_name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu"
     result = {
         "model": "cifar_resnet110",
         "input": [3, 32, 32],
         "batch_size": batch,
         "objective": "greedy",
-        "device": device_name,
+        "device": device_name(device),
         "threads": torch.get_num_threads(),
         "time_batch": args.time_batch,
         "e2e_seconds_per_step": seconds["e2e"],

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _timing import device_name, interleaved_medians
 
 import splitnet
 
@@ -67,23 +65,12 @@ def main() -> None:
         net = splitnet.split(model, p).to(device).train()
         cuts[label] = [c.label for c in p.cuts]
         runs[label] = lambda n=net: n.local_step(x, y, check_labels=False)
-    samples = {label: [] for label in runs}
-    for _ in range(repeats + 1):
-        for label, fn in runs.items():
-            model.zero_grad(set_to_none=True)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            samples[label].append(time.perf_counter() - start)
-    seconds = {label: statistics.median(values[1:]) for label, values in samples.items()}
-    device_name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu"
+    seconds = interleaved_medians(runs, repeats, device, before=lambda: model.zero_grad(set_to_none=True))
+    name = device_name(device)
     result = {
         "model": "cifar_resnet110",
         "batch_size": batch,
-        "device": device_name,
+        "device": name,
         "threads": torch.get_num_threads(),
         "repeats": repeats,
         "seconds_per_step": seconds,
@@ -93,9 +80,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "step_time.json").write_text(json.dumps(result, indent=2))
-    print(
-        f"ResNet-110, 32x32, batch {batch}, {device_name}, {result['threads']} threads, median of {repeats}"
-    )
+    print(f"ResNet-110, 32x32, batch {batch}, {name}, {result['threads']} threads, median of {repeats}")
     print("| method | ms / step | vs end-to-end |\n|---|---|---|")
     for label, s in seconds.items():
         print(f"| {label} | {1e3 * s:.0f} | {result['ratio_to_e2e'][label]:.3f}x |")
