@@ -33,6 +33,8 @@ def test_clips_are_real_video_files(tmp_path):
     assert decoded.shape == frames.shape
     # Lossy (the pixel noise is smoothed away, chroma is subsampled) but the scene survives.
     assert np.corrcoef(decoded.ravel(), frames.ravel())[0, 1] > 0.9
+    write_video(frames, tmp_path / "again.mp4")  # the same bytes every time: repeatable demo numbers
+    assert (tmp_path / "again.mp4").read_bytes() == (tmp_path / "clip.mp4").read_bytes()
 
 
 def test_quick_demo_end_to_end_through_a_csv_dataset_entry(csv_dataset, tmp_path, capsys):

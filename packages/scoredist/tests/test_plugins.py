@@ -13,6 +13,16 @@ def test_tiny3d_is_declared_in_the_backbone_group():
     assert provenance()["backbones"]["tiny3d"]["distribution"] == "scoredist"
 
 
+def test_tiny3d_standardises_its_features_and_trains_on_a_single_clip():
+    torch.manual_seed(0)
+    net = create_backbone("tiny3d", width=4).train()
+    clips = torch.rand(16, 3, 8, 16, 16) + torch.linspace(0, 1, 16).view(16, 1, 1, 1, 1)
+    features = net(clips)
+    torch.testing.assert_close(features.mean(0), torch.zeros(16), atol=1e-5, rtol=0)
+    assert net(clips[:1]).shape == (1, 16)  # a last batch of one clip must not fail
+    assert net.eval()(clips[:2]).shape == (2, 16)
+
+
 def test_datasets_come_from_the_vidio_group(fake_clips):
     data = create_dataset(fake_clips, "/nowhere", "train", frames=4)
     item = data[0]

@@ -121,6 +121,34 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, data, make):
     )
 
 
+def test_resume_end_to_end_restores_the_backbone_too(fake_clips, tmp_path):
+    sets = {s: create_dataset(fake_clips, "/root", s) for s in ("train", "val", "test")}
+
+    def run(epochs, folder, resume=False):
+        torch.manual_seed(0)
+        encoder = ClipEncoder(create_backbone("tiny3d", width=4), "tiny3d")
+        config = TrainConfig(
+            "usdl", ScoreBins(0, 30, 31), sigma=1.0, epochs=epochs, batch_size=8, hidden=(16,)
+        )
+        return train(
+            config,
+            sets["train"],
+            sets["test"],
+            sets["val"],
+            encoder=encoder,
+            out=tmp_path / folder,
+            resume=resume,
+            progress=False,
+        )
+
+    full = run(3, "full")
+    run(1, "cut")
+    resumed = run(3, "cut", resume=True)
+    assert resumed.resumed_from == 1
+    _states_equal(resumed.model.state_dict(), full.model.state_dict())
+    assert json.dumps(resumed.history) == json.dumps(full.history)
+
+
 def test_run_folder_contents(tmp_path, data):
     train_set, val_set, test_set = data
     result = train(

@@ -268,12 +268,12 @@ def _report(summary: dict[str, Any]) -> str:
     if chosen:
         t = chosen["test"]
         lines.append(
-            f"test at the epoch chosen on validation (epoch {chosen['epoch']}): "
+            f"test at the epoch chosen on validation (epoch {chosen['epoch'] + 1}): "
             f"rho {t['spearman']:.4f}  L2 {t['l2']:.3f}  RL2x100 {t['rl2']:.4f} (range {t['rl2_range']})"
         )
     p = summary["test_peeking"]
     lines.append(
-        f"best test epoch, test-peeking as the reference code (epoch {p['epoch']}): "
+        f"best test epoch, test-peeking as the reference code (epoch {p['epoch'] + 1}): "
         f"rho {p['test']['spearman']:.4f}  [optimistic]"
     )
     return "\n".join(lines)
