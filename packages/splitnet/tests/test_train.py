@@ -160,3 +160,15 @@ def test_dataset_options_eval_split_and_poly_schedule(tmp_path):
     assert summary["final"]["lr"] == 0.0
     saved = json.loads((tmp_path / "poly" / "config.json").read_text())["config"]
     assert saved["dataset_options"] == {"augment": False} and saved["schedule"] == "poly"
+
+
+def test_summarize_groups_finished_runs_and_names_the_rest(tmp_path):
+    from splitnet._summary import summarize
+
+    for seed in (1, 2):
+        train(config(tmp_path, f"greedy{seed}", epochs=1, seed=seed))
+    (tmp_path / "half").mkdir()
+    table = summarize([str(tmp_path / "greedy1"), str(tmp_path / "greedy2"), str(tmp_path / "half")])
+    row = next(line for line in table.splitlines() if "| greedy |" in line)
+    assert "| cifar_resnet20 | greedy | 3 | 2 | 1 |" in row and row.endswith("| 1,2 |")
+    assert "1 unfinished run(s) left out" in table and "half" in table

@@ -30,9 +30,12 @@ def load_run(folder: str | Path) -> dict:
 
 
 def summarize(folders: list[str]) -> str:
-    """A markdown table grouping runs by model, method and K."""
+    """A markdown table grouping finished runs (those with summary.json) by model, method and K."""
     groups: dict[tuple, list[dict]] = {}
+    unfinished = [f for f in folders if not (Path(f) / "summary.json").exists()]
     for folder in folders:
+        if folder in unfinished:
+            continue
         run = load_run(folder)
         cfg = run["config"]
         k = run["plan"].get("k", cfg["k"])
@@ -53,4 +56,6 @@ def summarize(folders: list[str]) -> str:
             f"| {model} | {label} | {k} | {len(runs)} | {epochs} | {mean:.2f} ± {std:.2f} | "
             f"{100 - mean:.2f} | {seeds} |"
         )
+    if unfinished:
+        rows.append(f"\n{len(unfinished)} unfinished run(s) left out: {', '.join(unfinished)}")
     return "\n".join(rows)
