@@ -260,9 +260,9 @@ def main() -> None:
         chunk = starts[single + r * loaded : single + (r + 1) * loaded]
         for method in METHODS:
             print(f"round {r + 1}/{rounds}: {method} with {args.workers} DataLoader workers ...", flush=True)
-            clips, seconds, first = time_loader(path, chunk, method, args.workers)
+            clips, spent, first = time_loader(path, chunk, method, args.workers)
             loader_clips[method] += clips
-            seconds_loader[method] += seconds
+            seconds_loader[method] += spent
             startup[method] += first / rounds
 
     rows = [
@@ -314,7 +314,7 @@ def main() -> None:
             "encoder": "libx264 veryfast crf 23",
         },
         "clips_per_row": single,
-        "clips_per_row_dataloader": loaded * rounds,
+        "clips_per_row_dataloader": loader_clips["vidio, decord backend"],
         "dataloader_workers": args.workers,
         "rows": rows,
         "ratios": ratios,
