@@ -126,7 +126,7 @@ class ClipRecord:
     action: str | None = None
 
 
-def default_transform(
+def _default_transform(
     train: bool,
     crop_size: int | Sequence[int] | None,
     hflip: bool,
@@ -211,7 +211,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.train = train
         self.frame_size = None if frame_size is None else (int(frame_size[0]), int(frame_size[1]))
         self.mean, self.std = tuple(mean), tuple(std)
-        self.transform = transform or default_transform(train, crop_size, hflip, self.mean, self.std)
+        self.transform = transform or _default_transform(train, crop_size, hflip, self.mean, self.std)
         self.multi_action = any(r.action for r in self.records)
         self._open_kw = {"backend": backend, "threads": threads, "timeout": timeout}
         self._draws = 0

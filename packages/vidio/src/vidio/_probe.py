@@ -15,6 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import NamedTuple
 
 import numpy as np
 
@@ -22,6 +23,14 @@ from ._errors import CorruptVideoError, VideoNotFoundError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _FRAMES_CONTAINER = "image folder"
+
+
+class _Packet(NamedTuple):
+    pts: int | None
+    keyframe: bool
+    discard: bool
+    corrupt: bool
+    duration: int | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -185,14 +194,7 @@ def _scan(path, container, stream):
             if packet.size == 0:
                 continue
             packets.append(
-                (
-                    packet.pts,
-                    packet.dts,
-                    packet.is_keyframe,
-                    packet.is_discard,
-                    packet.is_corrupt,
-                    packet.duration,
-                )
+                _Packet(packet.pts, packet.is_keyframe, packet.is_discard, packet.is_corrupt, packet.duration)
             )
             if first_frame is None:
                 try:
@@ -222,16 +224,16 @@ def _build(path, container_name, stream, packets, first_frame, decode_error) -> 
     if first_frame is None:
         detail = f" ({type(decode_error).__name__}: {decode_error})" if decode_error else ""
         raise _corrupt(path, f"none of its {len(packets)} packets decodes to a frame{detail}")
-    kept = [p for p in packets if not p[3]]
+    kept = [p for p in packets if not p.discard]
     discarded = len(packets) - len(kept)
-    if any(p[0] is None for p in kept):
+    if any(p.pts is None for p in kept):
         raise _corrupt(
             path,
             "its packets carry no presentation timestamps (a raw elementary stream)",
             f"Put it in a container first: ffmpeg -i '{path}' -c copy out.mp4",
         )
-    pts = np.array([p[0] for p in kept], dtype=np.int64)
-    is_key = np.array([p[2] for p in kept], dtype=bool)
+    pts = np.array([p.pts for p in kept], dtype=np.int64)
+    is_key = np.array([p.keyframe for p in kept], dtype=bool)
     order = np.argsort(pts, kind="stable")
     sorted_pts = pts[order]
     unique = np.ones(len(sorted_pts), dtype=bool)
@@ -279,11 +281,11 @@ def _check_complete(path, info, declared, packets, container_end, size) -> None:
             f"the file is truncated: its container lists {declared} frames but only {len(packets)} are "
             f"present ({size} bytes on disk)",
         )
-    if packets[-1][4]:
+    if packets[-1].corrupt:
         raise _corrupt(path, "the file is truncated: its last packet is cut off")
     if container_end is not None and info.fps > 0:
         last = packets[-1]
-        end = (max(p[0] for p in packets) + (last[5] or 0)) * float(info.time_base)
+        end = (max(p.pts for p in packets) + (last.duration or 0)) * float(info.time_base)
         if end < container_end - 1.5 / info.fps - 1e-3:
             raise _corrupt(
                 path,
