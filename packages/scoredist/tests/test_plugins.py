@@ -13,14 +13,18 @@ def test_tiny3d_is_declared_in_the_backbone_group():
     assert provenance()["backbones"]["tiny3d"]["distribution"] == "scoredist"
 
 
-def test_tiny3d_standardises_its_features_and_trains_on_a_single_clip():
+def test_tiny3d_standardises_its_features_with_its_first_batch():
     torch.manual_seed(0)
     net = create_backbone("tiny3d", width=4).train()
     clips = torch.rand(16, 3, 8, 16, 16) + torch.linspace(0, 1, 16).view(16, 1, 1, 1, 1)
-    features = net(clips)
-    torch.testing.assert_close(features.mean(0), torch.zeros(16), atol=1e-5, rtol=0)
-    assert net(clips[:1]).shape == (1, 16)  # a last batch of one clip must not fail
-    assert net.eval()(clips[:2]).shape == (2, 16)
+    assert net(clips[:1]).shape == (1, 16)  # one clip does not fix the statistics
+    first = net(clips)
+    torch.testing.assert_close(first.mean(0), torch.zeros(16), atol=1e-5, rtol=0)
+    torch.testing.assert_close(first.std(0), torch.ones(16), atol=1e-4, rtol=0)
+    # From then on a clip's features do not depend on its batch, in training or evaluation.
+    torch.testing.assert_close(net(clips[3:5])[0], first[3])
+    torch.testing.assert_close(net.eval()(clips[3:4])[0], first[3])
+    assert bool(net.state_dict()["norm.initialised"])
 
 
 def test_datasets_come_from_the_vidio_group(fake_clips):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Subset
+from torch.utils.data import Subset, default_collate
 
 from ._bins import DECODE_METHODS, ScoreBins
 from ._features import ClipEncoder, cached_features, extract_features
@@ -210,6 +210,12 @@ def _train_once(
     }
 
     if args.cache_features:
+        # A backbone may initialise itself from the first batch it sees (tiny3d does): show
+        # it the training split first, so every split's features come from one network,
+        # whichever splits are already cached.
+        first = default_collate([train_set[i] for i in range(min(len(train_set), args.eval_batch_size))])
+        with torch.no_grad():
+            encoder.eval()(first["video"].float())
         splits = {"train": (args.train_split, train_set), "test": (args.test_split, test_set)}
         if val_set is not None:
             splits["val"] = (args.val_split, val_set)

@@ -6,7 +6,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional
 
 
 def _block(cin: int, cout: int, pool: tuple[int, int, int] | None) -> list[nn.Module]:
@@ -20,24 +19,35 @@ def _block(cin: int, cout: int, pool: tuple[int, int, int] | None) -> list[nn.Mo
     return layers
 
 
-class _FeatureNorm(nn.BatchNorm1d):
-    """BatchNorm over clip features; a training batch of one clip uses the running statistics."""
+class _Standardize(nn.Module):
+    """Per-feature standardisation with statistics fixed by the first batch of two or more
+    clips it sees (a data-dependent initialisation): no train/eval mismatch afterwards, and
+    a clip's features never depend on the other clips of its batch."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("mean", torch.zeros(num_features))
+        self.register_buffer("scale", torch.ones(num_features))
+        self.register_buffer("initialised", torch.tensor(False))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        if self.training and features.shape[0] < 2:
-            return functional.batch_norm(
-                features, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
-            )
-        return super().forward(features)
+        if not self.initialised and features.shape[0] > 1:
+            with torch.no_grad():
+                self.mean.copy_(features.mean(dim=0))
+                self.scale.copy_(features.std(dim=0).clamp_min(self.eps))
+                self.initialised.fill_(True)
+        return (features - self.mean) / self.scale
 
 
 class Tiny3D(nn.Module):
-    """Three 3D convolutions (GroupNorm, ReLU, pooling), a global average, and BatchNorm.
+    """Three 3D convolutions (GroupNorm, ReLU, pooling), a global average, a standardisation.
 
-    GroupNorm inside: the paper's batches are 4 clips. BatchNorm on the pooled features:
-    averaged over space and time, a fresh network's features vary by about 3% from clip to
-    clip, and the score head then sat on a plateau for 10 to 15 epochs (measured on the
-    demo); standardised, it learns from the first epoch.
+    GroupNorm inside: the paper's batches are 4 clips. The pooled features are standardised
+    with statistics of the first batch: averaged over space and time, a fresh network's
+    features vary by about 3% from clip to clip, and the score head then sat on a plateau
+    for 10 to 15 epochs (measured on the demo). BatchNorm there fixed the plateau but its
+    running statistics lagged the training weights, and evaluation swung wildly.
 
     Args:
         width: channels of the first block; features have ``4 * width`` channels.
@@ -55,7 +65,7 @@ class Tiny3D(nn.Module):
             *_block(width, 2 * width, (2, 2, 2)),
             *_block(2 * width, 4 * width, None),
         )
-        self.norm = _FeatureNorm(self.num_features)
+        self.norm = _Standardize(self.num_features)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         return self.norm(self.body(clips).mean(dim=(2, 3, 4)))
