@@ -35,7 +35,7 @@ from ._train import TrainConfig, train
 PAPER_RHO = {"usdl": (0.9066, "without difficulty"), "musdl": (0.9273, "with difficulty")}
 FRAMES, SIZE, FPS = 16, 32, 16
 WATER = SIZE * 3 // 4
-SETTINGS = {"width": 8, "epochs": 12, "batch_size": 8, "lr": 1e-3, "val_fraction": 0.2}
+SETTINGS = {"width": 8, "epochs": 8, "batch_size": 8, "lr": 1e-3, "val_fraction": 0.2}
 QUICK = {"train": 64, "test": 32, "epochs": 2}
 
 
