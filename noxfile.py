@@ -74,7 +74,11 @@ def _third_party_requirements() -> list[str]:
 
 def _purelib(python: Path | str, session: nox.Session) -> Path:
     out = session.run(
-        str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", silent=True
+        str(python),
+        "-c",
+        "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        silent=True,
+        external=str(python) != "python",
     )
     return Path(out.strip().splitlines()[-1])
 
