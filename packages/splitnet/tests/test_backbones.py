@@ -44,9 +44,9 @@ def test_a_plugin_factory_must_return_a_module(fake_dist):
         {"splitnet.backbones": {"not_a_model": "bad_bb:make"}},
         {"bad_bb": "def make(**kw):\n    return 'oops'\n"},
     )
-    splitnet._backbones.BACKBONES.refresh()
+    splitnet._registries.BACKBONES.refresh()
     try:
         with pytest.raises(TypeError, match=r"'not_a_model' from 'bad-backbones 1.0' returned str"):
             splitnet.create_backbone("not_a_model")
     finally:
-        splitnet._backbones.BACKBONES.refresh()
+        splitnet._registries.BACKBONES.refresh()

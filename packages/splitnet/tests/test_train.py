@@ -118,12 +118,12 @@ def test_nan_loss_stops_with_step_stage_and_loss_named(tmp_path, fake_dist):
     """
         },
     )
-    splitnet._datasets.DATASETS.refresh()
+    splitnet._registries.DATASETS.refresh()
     try:
         with pytest.raises(TrainingError, match=r"epoch 1, step 1 .*stage 1 of 3: objective 1 of 2 is nan"):
             train(config(tmp_path, dataset="nan-digits", epochs=1))
     finally:
-        splitnet._datasets.DATASETS.refresh()
+        splitnet._registries.DATASETS.refresh()
 
 
 def test_labels_out_of_range_are_named(tmp_path):

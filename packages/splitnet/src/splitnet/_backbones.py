@@ -6,14 +6,8 @@ import difflib
 
 from torch import nn
 
-from ._registry import Registry, UnknownEntryError
-
-BACKBONES = Registry(
-    "splitnet.backbones",
-    owner="splitnet",
-    kind="backbone",
-    hint="It is not a timm model either; list timm's with `timm.list_models('pattern*')`.",
-)
+from ._registries import BACKBONES, instantiate
+from ._registry import UnknownEntryError
 
 
 def list_backbones(pattern: str = "*", exclude: str | list[str] = ()) -> list[str]:
@@ -52,14 +46,7 @@ def create_backbone(name: str, **kwargs) -> nn.Module:
         272474
     """
     if name in BACKBONES:
-        model = BACKBONES.load(name)(**kwargs)
-        if not isinstance(model, nn.Module):
-            entry = BACKBONES.entry(name)
-            raise TypeError(
-                f"backbone '{name}' from '{entry.distribution} {entry.version}' returned "
-                f"{type(model).__name__}, not an nn.Module; fix its factory {entry.value!r}"
-            )
-        return model
+        return instantiate(BACKBONES, name, **kwargs)
     import timm
 
     if timm.is_model(name):

@@ -128,13 +128,14 @@ def _build_plan(args):
 
 
 def _cmd_list(args) -> int:
-    from ._registry import Registry
+    from ._registries import BACKBONES, DATASETS, HEADS, OBJECTIVES
 
+    registries = {"backbones": BACKBONES, "objectives": OBJECTIVES, "heads": HEADS, "datasets": DATASETS}
     groups = GROUPS if args.group == "all" else (args.group,)
     rows = []
     problems = []
     for group in groups:
-        registry = Registry(f"splitnet.{group}", owner="splitnet", kind=group[:-1])
+        registry = registries[group]
         for entry in registry.entries(args.pattern):
             rows.append(entry.as_dict())
         if args.check:
@@ -226,49 +227,23 @@ def _cmd_memory(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from dataclasses import fields
+
     from ._train import TrainConfig, train
 
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name in vars(args)}
     config = TrainConfig(
-        model=args.model,
-        dataset=args.dataset,
-        data_root=args.data_root,
-        download=args.download,
-        model_options=parse_options(args.model_opt, "--model-opt"),
-        num_classes=args.num_classes,
-        head=args.head,
-        head_options=parse_options(args.head_opt, "--head-opt"),
-        dataset_options=parse_options(args.dataset_opt, "--dataset-opt"),
-        eval_split=args.eval_split,
-        k=args.k or 1,
-        balance=args.balance,
-        cuts=args.cuts,
-        objective=args.objective,
-        objective_options=parse_options(args.objective_opt, "--objective-opt"),
-        epochs=args.epochs,
-        batch_size=args.batch_size or 128,
-        eval_batch_size=args.eval_batch_size,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        momentum=args.momentum,
-        nesterov=not args.no_nesterov,
-        weight_decay=args.weight_decay,
-        schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs,
-        accumulate=args.accumulate,
-        amp=args.amp,
-        compile=args.compile,
-        device=args.device,
-        workers=args.workers,
-        threads=args.threads,
-        seed=args.seed,
-        out=args.out,
-        resume=args.resume,
-        checkpoint_every=args.checkpoint_every,
-        max_steps_per_epoch=args.max_steps_per_epoch,
-        progress=not args.quiet,
-        stage_parallel=args.stage_parallel,
-        max_in_flight=args.max_in_flight,
-        dist_timeout=args.dist_timeout,
+        **{
+            **given,
+            "model_options": parse_options(args.model_opt, "--model-opt"),
+            "head_options": parse_options(args.head_opt, "--head-opt"),
+            "dataset_options": parse_options(args.dataset_opt, "--dataset-opt"),
+            "objective_options": parse_options(args.objective_opt, "--objective-opt"),
+            "k": args.k or 1,
+            "batch_size": args.batch_size or 128,
+            "nesterov": not args.no_nesterov,
+            "progress": not args.quiet,
+        }
     )
     summary = train(config)
     print(json.dumps({"run": summary["run"], "final": summary["final"]}, indent=2))

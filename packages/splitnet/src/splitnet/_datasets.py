@@ -20,9 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ._registry import Registry
-
-DATASETS = Registry("splitnet.datasets", owner="splitnet", kind="dataset")
+from ._registries import DATASETS
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 SVHN_MEAN, SVHN_STD = (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._objectives import OBJECTIVES
 from ._peak import measure_peak
+from ._registries import OBJECTIVES
 from ._train import TrainConfig, train
 
 MODEL = "cifar_resnet32"

@@ -6,9 +6,7 @@ from torch import nn
 
 from ._layout import GlobalPool
 from ._objectives import channels_of
-from ._registry import Registry
-
-HEADS = Registry("splitnet.heads", owner="splitnet", kind="head")
+from ._registries import HEADS, instantiate
 
 
 def list_heads(pattern: str = "*", exclude: str | list[str] = ()) -> list[str]:
@@ -18,13 +16,7 @@ def list_heads(pattern: str = "*", exclude: str | list[str] = ()) -> list[str]:
 
 def create_head(name: str, **context) -> nn.Module:
     """Build head ``name`` (``in_shape``, ``layout``, ``num_classes``, ``input_shape``, ``task``)."""
-    head = HEADS.load(name)(**context)
-    if not isinstance(head, nn.Module):
-        entry = HEADS.entry(name)
-        raise TypeError(
-            f"head '{name}' from '{entry.distribution}' returned {type(head).__name__}, not an nn.Module"
-        )
-    return head
+    return instantiate(HEADS, name, **context)
 
 
 def classifier(*, in_shape, layout, num_classes, dropout: float = 0.0, **_) -> nn.Module:

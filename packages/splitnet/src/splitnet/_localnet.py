@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from ._errors import NonFiniteLossError, SplitError
-from ._objectives import OBJECTIVES, check_targets, create_objective
+from ._objectives import check_targets, create_objective
 from ._plan import Plan, default_task_loss
 from ._plan import plan as make_plan
+from ._registries import OBJECTIVES
 
 
 @dataclass

@@ -17,14 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._layout import GlobalPool
-from ._registry import Registry
-
-OBJECTIVES = Registry(
-    "splitnet.objectives",
-    owner="splitnet",
-    kind="objective",
-    hint="Objectives from InfoPro come with `pip install infoloss`.",
-)
+from ._registries import OBJECTIVES, instantiate
 
 IGNORE_INDEX = 255
 
@@ -41,14 +34,7 @@ def create_objective(name: str, **context) -> nn.Module:
         UnknownEntryError: no installed distribution provides ``name``.
         TypeError: the factory returned something that is not an ``nn.Module``.
     """
-    obj = OBJECTIVES.load(name)(**context)
-    if not isinstance(obj, nn.Module):
-        entry = OBJECTIVES.entry(name)
-        raise TypeError(
-            f"objective '{name}' from '{entry.distribution} {entry.version}' returned "
-            f"{type(obj).__name__}, not an nn.Module; fix its factory {entry.value!r}"
-        )
-    return obj
+    return instantiate(OBJECTIVES, name, **context)
 
 
 def check_targets(targets: torch.Tensor, num_classes: int, task: str, where: str) -> None:

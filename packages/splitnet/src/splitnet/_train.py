@@ -28,15 +28,16 @@ from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from ._backbones import backbone_provenance, create_backbone
-from ._datasets import DATASETS, create_dataset
+from ._datasets import create_dataset
 from ._distributed import Topology, clear_failures, device_for, first_failure, record_failure, teardown
 from ._distributed import setup as setup_distributed
 from ._errors import NonFiniteLossError
-from ._heads import HEADS, create_head
+from ._heads import create_head
 from ._layout import infer_layout
 from ._localnet import LocalNet, split
-from ._objectives import OBJECTIVES, check_targets
+from ._objectives import check_targets
 from ._plan import plan
+from ._registries import DATASETS, HEADS, OBJECTIVES
 
 CHECKPOINT_FORMAT = 1
 # settings that define what is trained: a checkpoint only resumes a run that agrees on them
