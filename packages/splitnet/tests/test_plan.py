@@ -89,6 +89,23 @@ def test_time_balance_measures_every_stage(resnet32, resnet32_chain):
     assert max(seconds) <= max(even.stage_seconds) * 1.0001
 
 
+def test_time_balance_times_the_batch_the_plan_is_for(resnet32, resnet32_chain, monkeypatch):
+    # per-sample costs only dominate at real batch sizes; a batch of 2 misjudges the stages
+    import splitnet._plan as plan_module
+
+    rows = []
+    real = plan_module.measure_times
+
+    def spy(chain, objectives, task_loss, inputs, targets, repeats=3):
+        rows.append(inputs.shape[0])
+        return real(chain, objectives, task_loss, inputs, targets, repeats=1)
+
+    monkeypatch.setattr(plan_module, "measure_times", spy)
+    splitnet.plan(resnet32, 2, balance="time", chain=resnet32_chain, batch_size=8, measure_memory=False)
+    splitnet.plan(resnet32, 2, balance="time", chain=resnet32_chain, batch_size=4096, measure_memory=False)
+    assert rows == [8, plan_module.TIME_BATCH_CAP]
+
+
 def test_explicit_cuts_and_their_errors(resnet32, resnet32_chain):
     p = splitnet.plan(resnet32, cuts=["layer1.4", "layer2.4"], chain=resnet32_chain, measure_memory=False)
     assert p.k == 3 and [c.label for c in p.cuts] == ["layer1.4", "layer2.4"]

@@ -107,6 +107,7 @@ def train_stage_parallel(session: Session) -> dict:
         loss_sum = correct = seen = 0.0
         compute = 0.0
         progress = _progress(config, session.steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", topo)
+        dist.barrier()  # every stage starts the clock together (set-up times differ by rank)
         epoch_start = time.perf_counter()
         for step in range(session.steps_per_epoch):
             if k == 0:
@@ -147,12 +148,15 @@ def train_stage_parallel(session: Session) -> dict:
             progress.update(1)
         downstream.drain()
         progress.close()
-        wall = time.perf_counter() - epoch_start
         stats = torch.zeros(2 * topo.stages + 2, dtype=torch.float64)
         stats[k] = loss_sum / session.steps_per_epoch / topo.replicas
         stats[topo.stages + k] = compute / session.steps_per_epoch / topo.replicas
         stats[-2:] = torch.tensor([correct, seen])
         dist.all_reduce(stats)
+        # the epoch lasts until its slowest process is done (the last stage, when the pipeline flows)
+        wall = torch.tensor([time.perf_counter() - epoch_start], dtype=torch.float64)
+        dist.all_reduce(wall, op=dist.ReduceOp.MAX)
+        wall = float(wall)
         final = {
             "epoch": epoch + 1,
             "global_step": global_step,

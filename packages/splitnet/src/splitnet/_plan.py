@@ -24,6 +24,7 @@ from ._objectives import create_objective, segmentation_loss
 from ._trace import Chain, CutPoint, trace
 
 BALANCES = ("even", "memory", "time")
+TIME_BATCH_CAP = 256  # balance="time" times pieces at min(batch_size, this) rows
 
 
 class TaskLoss(nn.Module):
@@ -211,7 +212,7 @@ class Plan:
 
     @property
     def stage_seconds(self) -> list[float] | None:
-        """Forward+backward seconds of each stage (measured at the example batch)."""
+        """Forward+backward seconds of each stage, measured at ``min(batch_size, 256)`` rows."""
         if self.times is None:
             return None
         piece, aux = self.times
@@ -325,8 +326,8 @@ def plan(
             forward order; overrides ``k`` and ``balance``.
         budget_bytes: pick the smallest K whose memory-balanced peak saved bytes at
             ``batch_size`` fit this budget.
-        batch_size: the batch size memory figures and budgets refer to (default: the
-            example batch's).
+        batch_size: the batch size memory figures, budgets and ``balance="time"`` refer to
+            (default: the example batch's); times are measured at ``min(batch_size, 256)``.
         example_input: one batch; default: random, of ``input_size`` or the model's default
             input size, batch 2.
         input_size: ``(C, H, W)`` when no example input is given.
@@ -414,7 +415,8 @@ def plan(
         ledger = measure_ledger(chain, objectives, task_loss, make_batch)
     times = None
     if balance == "time":
-        times = measure_times(chain, objectives, task_loss, *make_batch(example_input.shape[0]))
+        # per-sample costs dominate only at real batch sizes: time at the batch the plan is for
+        times = measure_times(chain, objectives, task_loss, *make_batch(min(batch_size, TIME_BATCH_CAP)))
     if cuts is None and balance not in named:
         usable = [i for i in range(n - 1) if i not in failures]
         if budget_bytes is not None:

@@ -415,11 +415,15 @@ def prepare(config: TrainConfig, topology: Topology) -> Session:
     example = torch.stack([first[0], second[0]]).to(device)
     target_shape = tuple(torch.as_tensor(first[1]).shape)
     torch.manual_seed(config.seed)
-    if topology.main:
-        _, p, net, provenance = build(config, example, num_classes, task, train_set.mean, train_set.std)
     if topology.distributed:
         import torch.distributed as dist
 
+        # the others wait in a blocking call while rank 0 plans: balance="time" measures
+        # on a quiet machine, not against their start-up
+        dist.barrier()
+    if topology.main:
+        _, p, net, provenance = build(config, example, num_classes, task, train_set.mean, train_set.std)
+    if topology.distributed:
         shared = [[c.index for c in p.cuts]] if topology.main else [None]
         dist.broadcast_object_list(shared, src=0)
         if not topology.main:
@@ -712,6 +716,7 @@ def _train_replicated(session: Session) -> dict:
                 save(epoch, step + 1)
         progress.close()
         done = max(1, session.steps_per_epoch - skip)
+        loop_seconds = time.perf_counter() - epoch_start  # data loading included, evaluation not
         skip = 0
         final = {
             "epoch": epoch + 1,
@@ -721,6 +726,7 @@ def _train_replicated(session: Session) -> dict:
             **evaluate(net, session.test_set, config, session.task, session.num_classes, topo),
             "lr": session.optimizer.param_groups[0]["lr"],
             "seconds_per_step": sum(step_times) / max(1, len(step_times)),
+            "images_per_second": done * config.batch_size * topo.replicas / loop_seconds,
             "epoch_seconds": time.perf_counter() - epoch_start,
             **_peak_memory(device),
         }
