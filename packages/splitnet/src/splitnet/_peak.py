@@ -77,7 +77,8 @@ def _run(spec: dict) -> dict:
     device = torch.device(spec.get("device", "cpu"))
     torch.manual_seed(0)
     model = create_backbone(spec["model"], **spec.get("model_options", {})).to(device).train()
-    x = torch.randn(spec["batch_size"], *spec["input_size"], device=device)
+    # image-like values in [0, 1]: what reconstruction objectives check their targets against
+    x = torch.rand(spec["batch_size"], *spec["input_size"], device=device)
     if spec["mode"] == "e2e":
         num_classes = model(x[:2]).shape[1]
         y = torch.randint(0, num_classes, (x.shape[0],), device=device)
