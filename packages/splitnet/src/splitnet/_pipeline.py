@@ -30,6 +30,8 @@ from ._train import (
     EvalTally,
     Session,
     TrainingError,
+    _as_lists,
+    _as_tuple,
     _atomic_write,
     _autocast,
     _epoch_loader,
@@ -37,9 +39,11 @@ from ._train import (
     _load_checkpoint,
     _peak_memory,
     _progress,
+    _set_rng,
     append_metrics,
     finish,
     optimizer_step,
+    restore_optimization,
     write_run_files,
 )
 
@@ -228,7 +232,7 @@ def _save_stage(session: Session, path, epoch: int, global_step: int) -> None:
         "scheduler": session.scheduler.state_dict(),
         "scaler": session.scaler.state_dict() if session.scaler is not None else None,
         "rng_torch": torch.get_rng_state(),
-        "rng_python": list(random.getstate()),
+        "rng_python": _as_lists(random.getstate()),
     }
     _atomic_write(path, lambda f: torch.save(state, f))
 
@@ -260,12 +264,8 @@ def _resume_stage(session: Session, path) -> tuple[int, int]:
                 f"{path} was written by a {state.get('stages')}-stage pipeline, not {topo.stages}"
             )
         session.net.load_state_dict(state["model"], strict=False)
-        session.optimizer.load_state_dict(state["optimizer"])
-        session.scheduler.load_state_dict(state["scheduler"])
-        if session.scaler is not None and state.get("scaler"):
-            session.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng_torch"])
-        random.setstate(tuple(tuple(v) if isinstance(v, list) else v for v in state["rng_python"]))
+        restore_optimization(session, state)
+        _set_rng((state["rng_torch"], _as_tuple(state["rng_python"])))
         epoch, step = state["epoch"], state["global_step"]
     where = [None] * topo.world
     dist.all_gather_object(where, (topo.stage, epoch, step))

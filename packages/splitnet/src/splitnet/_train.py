@@ -488,6 +488,14 @@ def prepare(config: TrainConfig, topology: Topology) -> Session:
     )
 
 
+def restore_optimization(session: Session, state: dict) -> None:
+    """Optimizer, schedule and (fp16) grad-scaler state from a checkpoint."""
+    session.optimizer.load_state_dict(state["optimizer"])
+    session.scheduler.load_state_dict(state["scheduler"])
+    if session.scaler is not None and state.get("scaler"):
+        session.scaler.load_state_dict(state["scaler"])
+
+
 def _ddp_devices(device: torch.device) -> dict:
     return {"device_ids": [device.index]} if device.type == "cuda" else {}
 
@@ -622,10 +630,7 @@ def _train_replicated(session: Session) -> dict:
                 f"(torchrun --nproc-per-node {config.k} ... --stage-parallel --resume)"
             )
         net.load_state_dict(state["model"])
-        session.optimizer.load_state_dict(state["optimizer"])
-        session.scheduler.load_state_dict(state["scheduler"])
-        if session.scaler is not None and state.get("scaler"):
-            session.scaler.load_state_dict(state["scaler"])
+        restore_optimization(session, state)
         start_epoch, global_step = state["epoch"], state["global_step"]
         skip = state["samples_in_epoch"] // (config.batch_size * topo.replicas)
         rng_states = state["rng_torch"]
