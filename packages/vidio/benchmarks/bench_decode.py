@@ -56,8 +56,8 @@ def make_video(path: Path, seconds: int) -> None:
     partial.rename(path)
 
 
-def pyav_full_frames(path: str, indices: np.ndarray) -> np.ndarray:
-    """PyAV the common way: seek, decode, full-size RGB for each wanted frame, resize in torch."""
+def _pyav_wanted_frames(path: str, indices: np.ndarray, convert) -> np.ndarray:
+    """Seek to the keyframe before ``indices[0]``, decode forward, ``convert`` only the wanted frames."""
     with av.open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -67,10 +67,16 @@ def pyav_full_frames(path: str, indices: np.ndarray) -> np.ndarray:
         for frame in container.decode(stream):
             index = round(frame.pts / step)
             if index in wanted:
-                frames[index] = frame.to_ndarray(format="rgb24")
+                frames[index] = convert(frame)
             if index >= indices[-1]:
                 break
-    clip = torch.from_numpy(np.stack([frames[i] for i in indices])).permute(0, 3, 1, 2).float()
+    return np.stack([frames[i] for i in indices])
+
+
+def pyav_full_frames(path: str, indices: np.ndarray) -> np.ndarray:
+    """PyAV the common way: seek, decode, full-size RGB for each wanted frame, resize in torch."""
+    full = _pyav_wanted_frames(path, indices, lambda frame: frame.to_ndarray(format="rgb24"))
+    clip = torch.from_numpy(full).permute(0, 3, 1, 2).float()
     return (
         F.interpolate(clip, size=SIZE, mode="bilinear", antialias=True)
         .round()
@@ -85,21 +91,11 @@ def pyav_scaled(path: str, indices: np.ndarray) -> np.ndarray:
     from av.video.reformatter import VideoReformatter
 
     scaler = VideoReformatter()
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        step = 1 / (stream.average_rate * stream.time_base)
-        container.seek(int(indices[0] * step), stream=stream, backward=True)
-        wanted, frames = set(indices.tolist()), {}
-        for frame in container.decode(stream):
-            index = round(frame.pts / step)
-            if index in wanted:
-                frames[index] = scaler.reformat(
-                    frame, width=SIZE[1], height=SIZE[0], format="rgb24"
-                ).to_ndarray()
-            if index >= indices[-1]:
-                break
-    return np.stack([frames[i] for i in indices])
+    return _pyav_wanted_frames(
+        path,
+        indices,
+        lambda frame: scaler.reformat(frame, width=SIZE[1], height=SIZE[0], format="rgb24").to_ndarray(),
+    )
 
 
 def decord_new_reader(path: str, indices: np.ndarray) -> np.ndarray:

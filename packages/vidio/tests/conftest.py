@@ -63,6 +63,18 @@ def write_video(
     return path
 
 
+def write_frame_folder(folder: Path, count: int, height: int, width: int, name: str = "{:06d}.png") -> Path:
+    """Write pattern frames ``0 .. count - 1`` as PNG images named ``name.format(i + 1)``."""
+    folder.mkdir(parents=True)
+    for i in range(count):
+        with av.open(str(folder / name.format(i + 1)), "w") as image:
+            stream = image.add_stream("png")
+            stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
+            image.mux(stream.encode(av.VideoFrame.from_ndarray(pattern(i, height, width), format="rgb24")))
+            image.mux(stream.encode())
+    return folder
+
+
 def decode_all(path: Path) -> np.ndarray:
     """The reference: every frame as PyAV decodes it front to back, RGB."""
     with av.open(str(path)) as container:
@@ -131,6 +143,12 @@ def long_video(tmp_path_factory) -> Path:
 def make_video():
     """The ``write_video`` helper, for tests that need a video of their own."""
     return write_video
+
+
+@pytest.fixture(scope="session")
+def make_frame_folder():
+    """The ``write_frame_folder`` helper: a folder of pattern frames as PNG images."""
+    return write_frame_folder
 
 
 @pytest.fixture(scope="session")

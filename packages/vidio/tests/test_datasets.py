@@ -6,7 +6,6 @@ import pickle
 import shutil
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -130,7 +129,7 @@ def test_mtl_aqa_without_segments_gives_one_clip(mtl_aqa_root):
     np.testing.assert_array_equal(item["frames"], np.arange(140 - 103, 140))
 
 
-def test_mtl_aqa_frame_folders_follow_musdl(tmp_path, frame_pattern):
+def test_mtl_aqa_frame_folders_follow_musdl(tmp_path, frame_pattern, make_frame_folder):
     info = tmp_path / "info"
     info.mkdir()
     entry = {
@@ -142,14 +141,7 @@ def test_mtl_aqa_frame_folders_follow_musdl(tmp_path, frame_pattern):
     }
     (info / "final_annotations_dict.pkl").write_bytes(pickle.dumps({(3, 4): entry}))
     (info / "test_split_0.pkl").write_bytes(pickle.dumps([(3, 4)]))
-    folder = tmp_path / "frames" / "03_04"
-    folder.mkdir(parents=True)
-    for i in range(106):
-        with av.open(str(folder / f"{i + 1:06d}.png"), "w") as image:
-            stream = image.add_stream("png")
-            stream.width, stream.height, stream.pix_fmt = 28, 28, "rgb24"
-            image.mux(stream.encode(av.VideoFrame.from_ndarray(frame_pattern(i, 28, 28), format="rgb24")))
-            image.mux(stream.encode())
+    make_frame_folder(tmp_path / "frames" / "03_04", 106, 28, 28)
     data = vidio.create_dataset("mtl-aqa", tmp_path, "test", frame_size=None, crop_size=24)
     assert data.layout == "frames"
     item = data[0]

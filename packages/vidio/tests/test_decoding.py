@@ -235,15 +235,8 @@ def test_frames_decord_fails_on_come_from_pyav(tmp_path, make_video, reference):
     assert video.get([0], size=(32, 64)).shape == (1, 32, 64, 3)
 
 
-def test_frame_folders_read_images_in_natural_order(tmp_path, frame_pattern):
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i in range(12):
-        with av.open(str(folder / f"img_{i + 1}.png"), "w") as image:
-            stream = image.add_stream("png")
-            stream.width, stream.height, stream.pix_fmt = 20, 16, "rgb24"
-            image.mux(stream.encode(av.VideoFrame.from_ndarray(frame_pattern(i, 16, 20), format="rgb24")))
-            image.mux(stream.encode())
+def test_frame_folders_read_images_in_natural_order(tmp_path, frame_pattern, make_frame_folder):
+    folder = make_frame_folder(tmp_path / "frames", 12, 16, 20, name="img_{}.png")
     (folder / "notes.txt").write_text("ignored")
     video = vidio.open(folder, backend="decord")
     assert (len(video), video.size, video.backend) == (12, (16, 20), "frames")

@@ -508,14 +508,16 @@ class JIGSAWS(ClipDataset):
             raise DatasetError(f"JIGSAWS: layout must be 'auto', 'videos' or 'frames', not {layout!r}")
         scores, folds = load_pickle(labels), load_pickle(splits)
         tasks = _jigsaws_tasks(task, folds, splits)
+        shared = _video_index(os.path.join(root, "videos")) if layout == "videos" else {}
         records = []
         for name in tasks:
             rounds = folds[name]
             if not 0 <= fold < len(rounds):
                 raise DatasetError(f"JIGSAWS: fold must be in 0..{len(rounds) - 1}, got {fold}")
             chosen = [rounds[fold]] if split == "test" else [r for k, r in enumerate(rounds) if k != fold]
-            folder = _video_index(os.path.join(root, name, "video"))
-            folder.update(_video_index(os.path.join(root, "videos")))
+            folder = (
+                {**_video_index(os.path.join(root, name, "video")), **shared} if layout == "videos" else {}
+            )
             for trial in (t for group in chosen for t in group):
                 if trial not in scores:
                     raise DatasetError(
@@ -733,12 +735,11 @@ class CSVDataset(ClipDataset):
         manifest = os.path.join(root, f"{split}.csv") if os.path.isdir(root) else root
         rows = _read_manifest(manifest)
         base = os.path.dirname(os.path.abspath(manifest))
-        records = [
-            _csv_record(row, line, base, manifest) for line, row in rows if row.get("split", split) == split
-        ]
-        if not records:
+        in_split = [row.get("split", split) == split for _, row in rows]
+        if not any(in_split):
             raise DatasetError(f"'{manifest}' has no rows for split {split!r}")
         all_records = [_csv_record(row, line, base, manifest) for line, row in rows]
+        records = [r for r, keep in zip(all_records, in_split) if keep]
         scores = [r.score for r in all_records]
         judges = [s for r in all_records for s in (r.judge_scores or ())]
         self.manifest = manifest

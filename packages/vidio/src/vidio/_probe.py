@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import NamedTuple
@@ -20,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._errors import CorruptVideoError, VideoNotFoundError
+from ._registry import natural_key
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _FRAMES_CONTAINER = "image folder"
@@ -294,16 +294,12 @@ def _check_complete(path, info, declared, packets, container_end, size) -> None:
             )
 
 
-def _natural_key(name: str) -> list:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
 def _probe_folder(path: str) -> VideoInfo:
     import av
 
     names = sorted(
         (n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")),
-        key=_natural_key,
+        key=natural_key,
     )
     if not names:
         raise CorruptVideoError.about(

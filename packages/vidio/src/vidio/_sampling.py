@@ -256,7 +256,7 @@ class RandomShift:
         generator = _generator(rng)
         indices = self.sampler(num_frames, start, stop, generator)
         shift = int(generator.integers(self.low, self.high + 1))
-        return np.clip(indices + shift, 0, num_frames - 1).astype(np.int64)
+        return _place(shift, indices, num_frames)
 
     def __repr__(self) -> str:
         return f"RandomShift({self.sampler!r}, low={self.low}, high={self.high})"

@@ -16,12 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._sampling import _generator
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _generator(rng: np.random.Generator | int | None) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
 def _pair(size: int | Sequence[int], what: str) -> tuple[int, int]:
