@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 METHODS = {
-    "e2e": ["--k", "1"],
+    "e2e": [],
     "greedy": ["--objective", "greedy"],
     "infopro-contrast": ["--objective", "infopro"],
     "infopro-softmax": ["--objective", "infopro", "--objective-opt", "task_loss=cross_entropy"],
@@ -50,7 +50,6 @@ def commands(out: Path, seeds: list[int], ks: list[int]) -> list[tuple[Path, lis
         for method, flags in METHODS.items():
             for k in [1] if method == "e2e" else ks:
                 folder = out / f"{method}-k{k}-seed{seed}"
-                extra = flags if method == "e2e" else ["--k", str(k), *flags]
                 runs.append(
                     (
                         folder,
@@ -60,7 +59,9 @@ def commands(out: Path, seeds: list[int], ks: list[int]) -> list[tuple[Path, lis
                             "splitnet",
                             "train",
                             *TRAIN,
-                            *extra,
+                            "--k",
+                            str(k),
+                            *flags,
                             "--seed",
                             str(seed),
                             "--threads",

@@ -72,7 +72,7 @@ class AuxHead(nn.Module):
         feature_shape: one sample's feature shape (no batch dimension).
         out_features: output size (``num_classes`` for cross-entropy, the embedding size
             for the contrastive loss).
-        layout: ``"NCHW"``, ``"NHWC"``, ``"NLC"``, ``"NC"`` or ``"NCTHW"``.
+        layout: ``"NCHW"``, ``"NHWC"``, ``"NLC"``, ``"NC"``, ``"NCTHW"`` or ``"NTHWC"``.
         token_grid: ``(h, w)`` for ``"NLC"`` tokens that form a grid.
         num_prefix_tokens: class/register tokens to drop (``"NLC"``).
         config: one of :data:`AUX_CONFIGS` (default ``"1c2f"``, the paper's).
@@ -254,7 +254,7 @@ class DGLHead(nn.Module):
         super().__init__()
         self.layout = FeatureLayout(feature_shape, layout, token_grid, num_prefix_tokens, owner="DGLHead")
         if self.layout.kind == "video":
-            raise ValueError("DGLHead: video (NCTHW) features are not supported; use AuxHead")
+            raise ValueError(f"DGLHead: video ({self.layout.layout}) features are not supported; use AuxHead")
         if aux_type not in DGL_TYPES:
             raise ValueError(
                 f"DGLHead: unknown aux_type {aux_type!r}; expected one of {', '.join(DGL_TYPES)}"

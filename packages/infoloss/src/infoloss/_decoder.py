@@ -20,7 +20,7 @@ class ReconstructionDecoder(nn.Module):
     ``align_corners=True`` as in the reference code, or nearest), then
     ``conv3x3(C -> 12*widen) - BN - ReLU - conv3x3(-> input channels)`` gives one logit per
     input pixel; ``sigmoid`` of it is the predicted ``[0, 1]`` image. Video features
-    (``NCTHW``) use the 3-D versions (trilinear, 3x3x3).
+    (``NCTHW``, ``NTHWC``) use the 3-D versions (trilinear, 3x3x3).
 
     Wide features are projected before they are upsampled: the first 3x3 convolution has
     ``9 * 12 * widen`` weights per input channel, so it only ever sees a projection of rank
@@ -32,7 +32,7 @@ class ReconstructionDecoder(nn.Module):
     Args:
         feature_shape: one sample's feature shape (no batch dimension).
         input_shape: one input sample's shape, ``(C, H, W)`` (or ``(C, T, H, W)`` for video).
-        layout: ``"NCHW"``, ``"NHWC"``, ``"NLC"`` with ``token_grid``, or ``"NCTHW"``.
+        layout: ``"NCHW"``, ``"NHWC"``, ``"NLC"`` with ``token_grid``, ``"NCTHW"`` or ``"NTHWC"``.
         token_grid: ``(h, w)`` of the patch tokens (``"NLC"``).
         num_prefix_tokens: class/register tokens to drop (``"NLC"``).
         widen: width multiplier of the hidden layer (12 channels at 1).

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
-LAYOUTS = ("NCHW", "NHWC", "NLC", "NC", "NCTHW", "NTHWC")
 _RANKS = {"NCHW": 3, "NHWC": 3, "NLC": 2, "NC": 1, "NCTHW": 4, "NTHWC": 4}
+LAYOUTS = tuple(_RANKS)
 
 
 class FeatureLayout:
