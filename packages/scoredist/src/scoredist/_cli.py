@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Subset, default_collate
 
 from ._bins import DECODE_METHODS, ScoreBins
-from ._features import ClipEncoder, cached_features, extract_features
+from ._features import ClipEncoder, FeatureSet, cached_features, extract_features
 from ._io import atomic_write_json
 from ._metrics import kfold_average
 from ._plugins import BACKBONES, DATASETS, create_backbone, create_dataset, provenance
@@ -210,12 +210,22 @@ def _train_once(
     }
 
     if args.cache_features:
-        # A backbone may initialise itself from the first batch it sees (tiny3d does): show
-        # it the training split first, so every split's features come from one network,
-        # whichever splits are already cached.
-        first = default_collate([train_set[i] for i in range(min(len(train_set), args.eval_batch_size))])
-        with torch.no_grad():
-            encoder.eval()(first["video"].float())
+        warm_up = True
+
+        def extract(dataset: Any, split: str) -> FeatureSet:
+            nonlocal warm_up
+            if warm_up:
+                # A backbone may initialise itself from the first batch it sees (tiny3d does):
+                # before extracting any split, show it the training split's first batch, so
+                # every split's features come from one network, whichever splits are cached.
+                first = default_collate(
+                    [train_set[i] for i in range(min(len(train_set), args.eval_batch_size))]
+                )
+                with torch.no_grad():
+                    encoder.eval()(first["video"].float())
+                warm_up = False
+            return extract_features(encoder, dataset, args.eval_batch_size, f"features {split}")
+
         splits = {"train": (args.train_split, train_set), "test": (args.test_split, test_set)}
         if val_set is not None:
             splits["val"] = (args.val_split, val_set)
@@ -233,11 +243,7 @@ def _train_once(
                 "provenance": BACKBONES.entry(args.backbone).as_dict(),
             }
             cached[key], hit = cached_features(
-                args.cache_features,
-                description,
-                lambda d=dataset, s=split: extract_features(
-                    encoder, d, args.eval_batch_size, f"features {s}"
-                ),
+                args.cache_features, description, lambda d=dataset, s=split: extract(d, s)
             )
             print(
                 f"features of split '{split}': {'read from' if hit else 'written to'} {args.cache_features}"
