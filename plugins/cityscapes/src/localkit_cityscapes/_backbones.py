@@ -71,8 +71,15 @@ def dilated_resnet(
 _TIMM_OPTIONS = ("drop_path_rate", "drop_rate", "zero_init_last")
 
 
-def _timm_options(options: dict) -> dict:
-    return {k: v for k, v in options.items() if k in _TIMM_OPTIONS}
+def _deeplab(name: str, output_stride, pretrained, num_classes, options: dict) -> nn.Module:
+    """:func:`dilated_resnet` with only the timm keywords an entry accepts (others are ignored)."""
+    return dilated_resnet(
+        name,
+        output_stride=output_stride,
+        pretrained=pretrained,
+        num_classes=num_classes,
+        **{k: v for k, v in options.items() if k in _TIMM_OPTIONS},
+    )
 
 
 def deeplab_resnet18(
@@ -83,13 +90,7 @@ def deeplab_resnet18(
     Keywords: ``output_stride`` (8 or 16), ``pretrained``, ``drop_path_rate``, ``drop_rate``,
     ``zero_init_last``; others are ignored. See :func:`dilated_resnet`.
     """
-    return dilated_resnet(
-        "resnet18",
-        output_stride=output_stride,
-        pretrained=pretrained,
-        num_classes=num_classes,
-        **_timm_options(options),
-    )
+    return _deeplab("resnet18", output_stride, pretrained, num_classes, options)
 
 
 def deeplab_resnet50(
@@ -99,13 +100,7 @@ def deeplab_resnet50(
 
     Keywords as for :func:`deeplab_resnet18`. See :func:`dilated_resnet`.
     """
-    return dilated_resnet(
-        "resnet50c",
-        output_stride=output_stride,
-        pretrained=pretrained,
-        num_classes=num_classes,
-        **_timm_options(options),
-    )
+    return _deeplab("resnet50c", output_stride, pretrained, num_classes, options)
 
 
 def deeplab_resnet101(
@@ -120,13 +115,7 @@ def deeplab_resnet101(
         >>> deeplab_resnet101().named_plans
         {'infopro*': {2: ['layer3.12']}}
     """
-    model = dilated_resnet(
-        "resnet101c",
-        output_stride=output_stride,
-        pretrained=pretrained,
-        num_classes=num_classes,
-        **_timm_options(options),
-    )
+    model = _deeplab("resnet101c", output_stride, pretrained, num_classes, options)
     model.named_plans = {
         plan: {k: list(c) for k, c in cuts.items()} for plan, cuts in RESNET101_NAMED_PLANS.items()
     }

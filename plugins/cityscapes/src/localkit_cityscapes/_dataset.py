@@ -150,6 +150,9 @@ class CityscapesDataset(Dataset):
         self.folder = test_folder if split == "test" else split
         self.pairs = find_pairs(self.root, self.folder)
         self.augment = split == "train" if augment is None else bool(augment)
+        # built once, not per item: (3, 1, 1), broadcast over every image (3, H, W)
+        self._mean = torch.tensor(self.mean)[:, None, None]
+        self._std = torch.tensor(self.std)[:, None, None]
         self.transform = JointTransform(
             crop_size=_pair(crop_size, int),
             scale_range=_pair(scale_range, float),
@@ -163,7 +166,7 @@ class CityscapesDataset(Dataset):
     def __getitem__(self, index: int):
         image_path, label_path = self.pairs[index]
         image, mask = read_pair(image_path, label_path)
-        image = (image - torch.tensor(self.mean)[:, None, None]) / torch.tensor(self.std)[:, None, None]
+        image = (image - self._mean) / self._std
         if self.augment:
             image, mask = self.transform(image, mask)
         return image, mask
