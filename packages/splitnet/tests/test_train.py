@@ -143,6 +143,11 @@ def test_a_finished_run_loads_back_for_evaluation(tmp_path):
     assert run.net.k == 3 and not run.net.training and run.task == "classification"
     again = splitnet.evaluate(run.net, run.test_set, run.config, run.task, run.num_classes)
     assert again["test_acc"] == summary["final"]["test_acc"]
+    (tmp_path / "run" / "checkpoint.pt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"not a finished splitnet run: .*checkpoint.pt is missing"):
+        splitnet.load_run(tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match=r"config.json is missing. Pass the --out folder"):
+        splitnet.load_run(tmp_path / "nothing")
 
 
 def test_a_head_keeps_the_backbones_named_plans():

@@ -768,6 +768,12 @@ def load_run(
         >>> logits = run.net(images)  # doctest: +SKIP
     """
     folder = Path(folder)
+    for needed in ("config.json", checkpoint):  # before any dataset or model is built
+        if not (folder / needed).is_file():
+            raise FileNotFoundError(
+                f"{folder} is not a finished splitnet run: {folder / needed} is missing. Pass the --out "
+                "folder of `python -m splitnet train`."
+            )
     saved = json.loads((folder / "config.json").read_text())["config"]
     config = TrainConfig(
         **{

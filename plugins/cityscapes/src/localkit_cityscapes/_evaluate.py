@@ -187,18 +187,13 @@ def evaluate_run(
     import splitnet
 
     folder = Path(run)
-    for needed in ("config.json", checkpoint):
-        if not (folder / needed).is_file():
-            raise FileNotFoundError(
-                f"{folder} is not a finished splitnet run: {folder / needed} is missing. Pass the --out folder "
-                "of `python -m splitnet train`."
-            )
     loaded = splitnet.load_run(folder, device=device, checkpoint=checkpoint)
     if loaded.task != "segmentation":
         raise ValueError(
             f"{folder} is a {loaded.task} run (dataset {loaded.config.dataset!r}); this evaluates segmentation runs"
         )
-    dataset = splitnet.create_dataset(loaded.config.dataset, loaded.config.data_root, split, augment=False)
+    options = {**loaded.config.dataset_options, "augment": False}  # e.g. the run's test_folder
+    dataset = splitnet.create_dataset(loaded.config.dataset, loaded.config.data_root, split, **options)
     chosen = tuple(scales) if scales else (MULTISCALE_SCALES if multiscale else (1.0,))
     result = evaluate_segmentation(
         loaded.net,
