@@ -74,16 +74,16 @@ def commands(out: Path, seeds: list[int], ks: list[int]) -> list[tuple[Path, lis
     return runs
 
 
-def run(folder: Path, cmd: list[str]) -> None:
+def run(folder: Path, cmd: list[str]) -> bool:
+    """Train one run (continuing it if interrupted); False when it failed."""
     if (folder / "summary.json").exists():
-        return
-    resume = ["--resume"] if (folder / "checkpoint.pt").exists() else []
-    print(" ".join(cmd[1:] + resume), flush=True)
-    proc = subprocess.run(
-        cmd + resume, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
-    )
+        return True
+    cmd = [*cmd, "--resume"]  # continues an interrupted run, starts a new one otherwise
+    print(" ".join(cmd[1:]), flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if proc.returncode:
         print(f"FAILED {folder}:\n{proc.stderr[-2000:]}", flush=True)
+    return proc.returncode == 0
 
 
 def main() -> None:
@@ -97,9 +97,12 @@ def main() -> None:
     args = parser.parse_args()
     runs = commands(Path(args.out), args.seeds, args.ks)
     with ThreadPoolExecutor(args.jobs) as pool:
-        list(pool.map(lambda r: run(*r), runs))
+        ok = list(pool.map(lambda r: run(*r), runs))
     finished = [str(folder) for folder, _ in runs if (folder / "summary.json").exists()]
     subprocess.run([sys.executable, "-m", "splitnet", "summarize", *finished], check=True)
+    failed = [str(folder) for (folder, _), good in zip(runs, ok) if not good]
+    if failed:
+        raise SystemExit(f"{len(failed)} run(s) failed (rerun to continue them): {', '.join(failed)}")
 
 
 if __name__ == "__main__":
