@@ -306,7 +306,10 @@ def main() -> None:
             "frames": info.num_frames,
             "size": [info.width, info.height],
             "fps": info.fps,
-            "keyframe_interval_frames": 60,
+            # as probed from the file, not as asked of the encoder
+            "keyframe_interval_frames": int(np.diff(info.keyframes).max())
+            if len(info.keyframes) > 1
+            else None,
             "encoder": "libx264 veryfast crf 23",
         },
         "clips_per_row": single,
