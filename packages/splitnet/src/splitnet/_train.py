@@ -18,6 +18,7 @@ import math
 import os
 import random
 import resource
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -613,7 +614,11 @@ def train(config: TrainConfig) -> dict:
         if other is None:
             record_failure(Path(config.out), topology, exc)
             raise
-        raise TrainingError(f"{topology.describe()} stops because {other}") from exc
+        message = f"{topology.describe()} stops because {other}"
+        # said at once: torchrun stops every process soon after the first one exits, so this
+        # rank may not live to unwind (tear down, return to the caller) and report it later
+        print(message, file=sys.stderr, flush=True)
+        raise TrainingError(message) from exc
     finally:
         teardown()
 
