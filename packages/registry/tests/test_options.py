@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from localkit_registry import (
+    ContractError,
     CutContext,
     OptionError,
     Registry,
@@ -157,9 +158,10 @@ def test_a_type_error_inside_a_factory_is_not_mistaken_for_an_option(widgets):
 
 
 def test_a_factory_that_cannot_take_the_context_breaks_the_contract(widgets):
-    with pytest.raises(TypeError) as info:
+    with pytest.raises(ContractError) as info:
         widgets.create("old_style", "ctx", width=1)
     message = str(info.value)
+    assert isinstance(info.value, TypeError) and isinstance(info.value, RegistryError)
     assert not isinstance(info.value, OptionError)
     assert "widget 'old_style' from 'widget-plugin 1.4' does not follow its group's contract" in message
     assert "factory(context, **options)" in message and "'strict_widgets:old_style'" in message

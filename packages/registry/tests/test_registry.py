@@ -8,7 +8,9 @@ import pytest
 
 from localkit_registry import (
     HERMETIC_ENV,
+    ContractError,
     DuplicateEntryError,
+    OptionError,
     PluginLoadError,
     Registry,
     RegistryError,
@@ -135,7 +137,7 @@ def test_ctrl_c_while_a_plugin_imports_still_stops_the_program(fake_dist):
 
 
 def test_every_error_is_a_registry_error():
-    for error in (UnknownEntryError, DuplicateEntryError, PluginLoadError):
+    for error in (UnknownEntryError, DuplicateEntryError, PluginLoadError, ContractError, OptionError):
         assert issubclass(error, RegistryError)
 
 

@@ -21,12 +21,20 @@ Example:
 """
 
 from ._contexts import CutContext, HeadContext
-from ._errors import DuplicateEntryError, OptionError, PluginLoadError, RegistryError, UnknownEntryError
+from ._errors import (
+    ContractError,
+    DuplicateEntryError,
+    OptionError,
+    PluginLoadError,
+    RegistryError,
+    UnknownEntryError,
+)
 from ._options import accepted_options, check_options
 from ._registry import HERMETIC_ENV, Entry, Registry, natural_key
 
 __all__ = [
     "HERMETIC_ENV",
+    "ContractError",
     "CutContext",
     "DuplicateEntryError",
     "Entry",

@@ -36,6 +36,14 @@ class PluginLoadError(RegistryError):
         return (type(self), (str(self), self.entry))
 
 
+class ContractError(RegistryError, TypeError):
+    """An entry does not keep its group's contract.
+
+    Its factory cannot be called the way the consumer calls it, or it built the wrong kind
+    of object. The message names the distribution to fix.
+    """
+
+
 class OptionError(RegistryError, TypeError):
     """An option the factory does not accept, or a required one left out.
 

@@ -17,7 +17,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._errors import OptionError
+from ._errors import ContractError, OptionError
 
 if TYPE_CHECKING:
     from ._registry import Entry
@@ -169,7 +169,7 @@ def call_with_options(
     Raises:
         OptionError: an option the factory does not accept (with the accepted names), or a
             required option left out.
-        TypeError: the factory cannot take the consumer's positional arguments.
+        ContractError: the factory cannot take the consumer's positional arguments.
     """
     signature = _signature(factory)
     if signature is not None:
@@ -177,7 +177,7 @@ def call_with_options(
             bound = signature.bind_partial(*args)
         except TypeError as exc:
             source = f" {entry.value!r}" if entry is not None else ""
-            raise TypeError(
+            raise ContractError(
                 f"{what} does not follow its group's contract {contract}: its factory{source} "
                 f"cannot take the {len(args)} positional argument(s) the consumer passes ({exc})"
             ) from None

@@ -242,7 +242,7 @@ class Registry:
             OptionError: an option the factory does not accept (the message names the
                 entry, its distribution, the closest and all accepted names), or a required
                 option left out.
-            TypeError: the factory cannot take ``args`` (it does not follow the contract).
+            ContractError: the factory cannot take ``args`` (it does not follow the contract).
 
         Example:
             >>> backbones = Registry("splitnet.backbones", owner="localkit-splitnet", kind="backbone")
