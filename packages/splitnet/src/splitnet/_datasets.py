@@ -204,7 +204,7 @@ def svhn(root, split, *, download: bool = False, augment: bool = True) -> Datase
     try:
         import scipy.io  # noqa: F401  (torchvision reads .mat files with it)
     except ImportError as exc:
-        raise ImportError("reading SVHN needs scipy: pip install 'splitnet[data]'") from exc
+        raise ImportError("reading SVHN needs scipy: pip install 'localkit-splitnet[data]'") from exc
     tf = _transforms(split == "train" and augment, 32, SVHN_MEAN, SVHN_STD, flip=False, padding=2)
     return _Wrapped(SVHN(str(root), split=split, transform=tf, download=download), 10, SVHN_MEAN, SVHN_STD)
 
@@ -287,7 +287,7 @@ class DigitsDataset(Dataset):
             from sklearn.datasets import load_digits
         except ImportError as exc:
             raise ImportError(
-                "the digits dataset ships with scikit-learn: pip install 'splitnet[data]'"
+                "the digits dataset ships with scikit-learn: pip install 'localkit-splitnet[data]'"
             ) from exc
         digits = load_digits()
         images = torch.tensor(digits.images, dtype=torch.float32) / 16.0

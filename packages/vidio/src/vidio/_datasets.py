@@ -599,7 +599,7 @@ class AQA7(ClipDataset):
     Actions 1..6 are diving, gym_vault, ski_big_air, snowboard_big_air, sync_diving_3m and
     sync_diving_10m. Items carry ``action``. ``score_range`` spans the scores of the chosen
     actions in both splits; ``action_score_ranges`` gives each action's. Reading the
-    ``.mat`` files needs scipy (``pip install 'vidio[aqa7]'``).
+    ``.mat`` files needs scipy (``pip install 'localkit-vidio[aqa7]'``).
 
     Args:
         root: dataset folder.
@@ -694,7 +694,9 @@ def _read_aqa7_split(root: str, split: str) -> list[tuple[int, int, float]]:
     try:
         from scipy.io import loadmat
     except ImportError as exc:
-        raise ImportError(f"reading AQA-7's '{path}' needs scipy: pip install 'vidio[aqa7]'") from exc
+        raise ImportError(
+            f"reading AQA-7's '{path}' needs scipy: pip install 'localkit-vidio[aqa7]'"
+        ) from exc
     try:
         table = np.asarray(loadmat(path)[f"consolidated_{split}_list"], dtype=np.float64)
     except Exception as exc:  # scipy raises several types for damaged or unexpected files
