@@ -1,10 +1,11 @@
 """Image datasets, found in ``splitnet.datasets``: ``factory(root, split, **options) -> Dataset``.
 
 Built-ins read the official on-disk formats and never download unless asked
-(``download=True``, an option of the datasets that can fetch themselves): CIFAR-10/100 (``cifar-10-batches-py``, ``cifar-100-python``), SVHN
-(``train_32x32.mat``), STL-10 (``stl10_binary``), any ImageFolder tree
-(``root/<split>/<class>/<image>``), and ``digits``: scikit-learn's bundled 8x8 handwritten
-digits resized to 32x32 RGB, the embedded default that works offline.
+(``download=True``, an option only of the datasets that can fetch themselves): CIFAR-10/100
+(``cifar-10-batches-py``, ``cifar-100-python``), SVHN (``train_32x32.mat``), STL-10
+(``stl10_binary``), any ImageFolder tree (``root/<split>/<class>/<image>``), and
+``digits``: scikit-learn's bundled 8x8 handwritten digits resized to 32x32 RGB, the
+embedded default that works offline.
 
 Every dataset yields ``(image, target)`` and carries ``num_classes``, ``task``, ``mean``
 and ``std`` (the normalisation its transform applied, which reconstruction objectives
