@@ -124,6 +124,11 @@ class CityscapesDataset(Dataset):
         >>> image, target = data[0]  # doctest: +SKIP
         >>> image.shape, target.dtype  # doctest: +SKIP
         (torch.Size([3, 1024, 2048]), torch.int64)
+        >>> try:
+        ...     CityscapesDataset(None, "train")
+        ... except DatasetLayoutError as error:
+        ...     print(str(error).splitlines()[0])
+        cityscapes needs --data-root: the folder holding leftImg8bit/ and gtFine/.
     """
 
     num_classes = NUM_CLASSES
