@@ -1,10 +1,11 @@
-"""Image datasets, found in ``splitnet.datasets``: ``factory(root, split, **kw) -> Dataset``.
+"""Image datasets, found in ``splitnet.datasets``: ``factory(root, split, **options) -> Dataset``.
 
 Built-ins read the official on-disk formats and never download unless asked
-(``download=True``): CIFAR-10/100 (``cifar-10-batches-py``, ``cifar-100-python``), SVHN
-(``train_32x32.mat``), STL-10 (``stl10_binary``), any ImageFolder tree
-(``root/<split>/<class>/<image>``), and ``digits``: scikit-learn's bundled 8x8 handwritten
-digits resized to 32x32 RGB, the embedded default that works offline.
+(``download=True``, an option only of the datasets that can fetch themselves): CIFAR-10/100
+(``cifar-10-batches-py``, ``cifar-100-python``), SVHN (``train_32x32.mat``), STL-10
+(``stl10_binary``), any ImageFolder tree (``root/<split>/<class>/<image>``), and
+``digits``: scikit-learn's bundled 8x8 handwritten digits resized to 32x32 RGB, the
+embedded default that works offline.
 
 Every dataset yields ``(image, target)`` and carries ``num_classes``, ``task``, ``mean``
 and ``std`` (the normalisation its transform applied, which reconstruction objectives
@@ -19,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from localkit_registry import ContractError
 
 from ._registries import DATASETS
 
@@ -37,20 +40,33 @@ def list_datasets(pattern: str = "*", exclude: str | list[str] = ()) -> list[str
     return DATASETS.names(pattern, exclude)
 
 
-def create_dataset(name: str, root: str | Path | None, split: str, **kwargs) -> Dataset:
+def create_dataset(name: str, root: str | Path | None, split: str, **options) -> Dataset:
     """Build dataset ``name`` for ``split`` (``"train"`` or ``"test"``) from ``root``.
+
+    Args:
+        name: a ``splitnet.datasets`` entry.
+        root: the folder holding the data (``None`` for embedded data such as ``digits``).
+        split: ``"train"`` or ``"test"`` (``"val"`` where the dataset has one).
+        **options: the dataset's own options (``augment=False``, ``download=True``, ...).
 
     Raises:
         UnknownEntryError: no distribution provides ``name``.
+        OptionError: an option the dataset does not accept; names the accepted ones.
+        ContractError: the dataset lacks an attribute the contract asks for.
         DatasetLayoutError: ``root`` is not in the layout the dataset reads; the message
             shows the expected layout.
         ValueError: an unknown split.
+
+    Example:
+        >>> import splitnet
+        >>> splitnet.create_dataset("digits", None, "test", augment=False).num_classes
+        10
     """
-    dataset = DATASETS.load(name)(root, split, **kwargs)
+    dataset = DATASETS.create(name, root, split, **options)
     for attribute in ("num_classes", "task", "mean", "std"):
         if not hasattr(dataset, attribute):
             entry = DATASETS.entry(name)
-            raise TypeError(
+            raise ContractError(
                 f"dataset '{name}' from '{entry.distribution}' lacks the attribute '{attribute}' that "
                 "splitnet.datasets entries must carry (see docs/plugins.md)"
             )
@@ -168,19 +184,19 @@ def _cifar(root, split, download, augment, name, folder, files, label_key, num_c
     return ArrayImages(images, labels, tf, num_classes, CIFAR_MEAN, CIFAR_STD)
 
 
-def cifar10(root, split, download: bool = False, augment: bool = True, **_) -> Dataset:
+def cifar10(root, split, *, download: bool = False, augment: bool = True) -> Dataset:
     """CIFAR-10 in its official python format: ``root/cifar-10-batches-py/{data_batch_1..5,test_batch}``."""
     files = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
     return _cifar(root, split, download, augment, "cifar10", "cifar-10-batches-py", files, b"labels", 10)
 
 
-def cifar100(root, split, download: bool = False, augment: bool = True, **_) -> Dataset:
+def cifar100(root, split, *, download: bool = False, augment: bool = True) -> Dataset:
     """CIFAR-100 in its official python format: ``root/cifar-100-python/{train,test}`` (fine labels)."""
     files = {"train": ["train"], "test": ["test"]}
     return _cifar(root, split, download, augment, "cifar100", "cifar-100-python", files, b"fine_labels", 100)
 
 
-def svhn(root, split, download: bool = False, augment: bool = True, **_) -> Dataset:
+def svhn(root, split, *, download: bool = False, augment: bool = True) -> Dataset:
     """SVHN (cropped digits): ``root/{train,test}_32x32.mat``. Needs scipy to read .mat files."""
     from torchvision.datasets import SVHN
 
@@ -189,12 +205,12 @@ def svhn(root, split, download: bool = False, augment: bool = True, **_) -> Data
     try:
         import scipy.io  # noqa: F401  (torchvision reads .mat files with it)
     except ImportError as exc:
-        raise ImportError("reading SVHN needs scipy: pip install 'splitnet[data]'") from exc
+        raise ImportError("reading SVHN needs scipy: pip install 'localkit-splitnet[data]'") from exc
     tf = _transforms(split == "train" and augment, 32, SVHN_MEAN, SVHN_STD, flip=False, padding=2)
     return _Wrapped(SVHN(str(root), split=split, transform=tf, download=download), 10, SVHN_MEAN, SVHN_STD)
 
 
-def stl10(root, split, download: bool = False, augment: bool = True, **_) -> Dataset:
+def stl10(root, split, *, download: bool = False, augment: bool = True) -> Dataset:
     """STL-10 (labelled part): ``root/stl10_binary/{train,test}_{X,y}.bin``."""
     from torchvision.datasets import STL10
 
@@ -204,7 +220,7 @@ def stl10(root, split, download: bool = False, augment: bool = True, **_) -> Dat
     return _Wrapped(STL10(str(root), split=split, transform=tf, download=download), 10, STL_MEAN, STL_STD)
 
 
-def imagefolder(root, split, image_size: int = 224, augment: bool = True, **_) -> Dataset:
+def imagefolder(root, split, *, image_size: int = 224, augment: bool = True) -> Dataset:
     """Any tree ``root/<split>/<class>/<image>`` (ImageNet style), resized to ``image_size``."""
     from torchvision import transforms as T
     from torchvision.datasets import ImageFolder
@@ -272,7 +288,7 @@ class DigitsDataset(Dataset):
             from sklearn.datasets import load_digits
         except ImportError as exc:
             raise ImportError(
-                "the digits dataset ships with scikit-learn: pip install 'splitnet[data]'"
+                "the digits dataset ships with scikit-learn: pip install 'localkit-splitnet[data]'"
             ) from exc
         digits = load_digits()
         images = torch.tensor(digits.images, dtype=torch.float32) / 16.0
@@ -302,6 +318,9 @@ class DigitsDataset(Dataset):
         return (image - 0.5) / 0.5, self.labels[index]
 
 
-def digits(root, split, augment: bool = True, **_) -> Dataset:
-    """The embedded default: scikit-learn's handwritten digits at 32x32 (``root`` is ignored)."""
+def digits(root, split, *, augment: bool = True) -> Dataset:
+    """The embedded default: scikit-learn's handwritten digits at 32x32 (``root`` is ignored).
+
+    It ships with scikit-learn, so it has no ``download`` option.
+    """
     return DigitsDataset(split, augment=augment)

@@ -2,8 +2,10 @@
 
 Each dataset is a list of :class:`ClipRecord` (which video, which frames, which scores)
 turned into items by :class:`ClipDataset`. The classes are the factories of the
-``vidio.datasets`` entry-point group: ``factory(root=..., split=..., **kw)``, ignoring
-keywords they do not know, with items and attributes as ``docs/plugins.md`` specifies.
+``vidio.datasets`` entry-point group: ``factory(root, split, **options)``, with items and
+attributes as ``docs/plugins.md`` specifies. Their options are their keyword parameters
+plus the :class:`ClipOptions` they pass on to :class:`ClipDataset`
+(``**options: Unpack[ClipOptions]``), so a misspelled option is an error naming them.
 
 Randomness (temporal shift, crop, flip) is drawn per item from a generator seeded by
 ``torch.initial_seed()``, the item index and a per-process draw counter. A DataLoader gives
@@ -16,16 +18,18 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
 
+from localkit_registry import Registry
+
 from ._decoders import DECODERS, DEFAULT_TIMEOUT, open_video
 from ._errors import DatasetError
-from ._registry import Registry
 from ._safepickle import load_pickle
 from ._sampling import ClipSampler, RandomShift, SegmentSampler, UniformSampler
 from ._transforms import (
@@ -38,11 +42,17 @@ from ._transforms import (
     ToFloatClip,
 )
 
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:
+    from typing_extensions import Unpack
+
 DATASETS = Registry(
     "vidio.datasets",
-    owner="vidio",
+    owner="localkit-vidio",
     kind="dataset",
     hint="Built-in datasets are 'mtl-aqa', 'jigsaws', 'aqa-7' and 'csv'.",
+    contract="factory(root, split, **options)",
 )
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv")
 
@@ -79,13 +89,13 @@ def create_dataset(name: str, root: str | os.PathLike, split: str, **kw: Any) ->
 
     Raises:
         UnknownEntryError: no dataset of that name is installed.
+        OptionError: an option the dataset does not accept; the message names the accepted ones.
         DatasetError: files are missing or annotations are malformed.
 
     Example:
         >>> train = vidio.create_dataset("jigsaws", "data/JIGSAWS", "train", fold=0)  # doctest: +SKIP
     """
-    factory = DATASETS.load(name)
-    return factory(root=root, split=split, **kw)
+    return DATASETS.create(name, root, split, **kw)
 
 
 def provenance() -> dict[str, dict[str, dict[str, str]]]:
@@ -96,7 +106,7 @@ def provenance() -> dict[str, dict[str, dict[str, str]]]:
 
     Example:
         >>> vidio.provenance()["vidio.datasets"]["csv"]["distribution"]  # doctest: +SKIP
-        'vidio'
+        'localkit-vidio'
     """
     return {"vidio.decoders": DECODERS.provenance(), "vidio.datasets": DATASETS.provenance()}
 
@@ -143,6 +153,19 @@ def _default_transform(
     return Compose(steps)
 
 
+class ClipOptions(TypedDict, total=False):
+    """The :class:`ClipDataset` options every built-in dataset passes on (see there)."""
+
+    sampler: Callable[..., np.ndarray]
+    transform: Callable[..., torch.Tensor]
+    mean: Sequence[float]
+    std: Sequence[float]
+    backend: str
+    threads: int
+    timeout: float
+    check_files: bool
+
+
 class ClipDataset(torch.utils.data.Dataset):
     """Scored clips from videos (or frame folders): the machinery behind every vidio dataset.
 
@@ -163,7 +186,6 @@ class ClipDataset(torch.utils.data.Dataset):
         backend, threads, timeout: passed to :func:`vidio.open`.
         check_files: fail at construction when sources are missing.
         layout_hint: how sources should be laid out, quoted when some are missing.
-        **kwargs: ignored (the ``vidio.datasets`` contract).
 
     Raises:
         DatasetError: no records, inconsistent judge scores, or missing sources.
@@ -194,7 +216,6 @@ class ClipDataset(torch.utils.data.Dataset):
         timeout: float = DEFAULT_TIMEOUT,
         check_files: bool = True,
         layout_hint: str = "",
-        **kwargs: Any,
     ):
         self.records = list(records)
         if not self.records:
@@ -334,7 +355,7 @@ class MTLAQA(ClipDataset):
         window, segments, segment_length: temporal layout (103, 10, 16 in the reference).
         temporal_shift: ``(low, high)`` training shift; ``None`` picks the reference one.
         frame_size: decode-time resize, ``(256, 455)`` as in the reference.
-        crop_size, hflip, **kwargs: see :class:`ClipDataset`.
+        crop_size, hflip: see :class:`ClipDataset`; ``**kwargs``: its :class:`ClipOptions`.
 
     Example:
         >>> train = vidio.MTLAQA("data/MTL-AQA", "train")  # doctest: +SKIP
@@ -359,7 +380,7 @@ class MTLAQA(ClipDataset):
         frame_size: tuple[int, int] | None = (256, 455),
         crop_size: int | Sequence[int] | None = 224,
         hflip: bool = True,
-        **kwargs: Any,
+        **kwargs: Unpack[ClipOptions],
     ):
         root = os.fspath(root)
         _check_split("MTL-AQA", split, ("train", "test"))
@@ -464,7 +485,7 @@ class JIGSAWS(ClipDataset):
         view: camera (1 = left, the view the reference uses).
         layout: ``"auto"``, ``"videos"`` or ``"frames"``.
         labels, splits: override the annotation paths.
-        num_frames, frame_size, crop_size, hflip, **kwargs: see :class:`ClipDataset`.
+        num_frames, frame_size, crop_size, hflip: see :class:`ClipDataset`; ``**kwargs``: its :class:`ClipOptions`.
 
     Example:
         >>> test = vidio.JIGSAWS("data/JIGSAWS", "test", fold=2, task="Suturing")  # doctest: +SKIP
@@ -489,7 +510,7 @@ class JIGSAWS(ClipDataset):
         frame_size: tuple[int, int] | None = None,
         crop_size: int | Sequence[int] | None = 224,
         hflip: bool = False,
-        **kwargs: Any,
+        **kwargs: Unpack[ClipOptions],
     ):
         root = os.fspath(root)
         _check_split("JIGSAWS", split, ("train", "test"))
@@ -578,7 +599,7 @@ class AQA7(ClipDataset):
     Actions 1..6 are diving, gym_vault, ski_big_air, snowboard_big_air, sync_diving_3m and
     sync_diving_10m. Items carry ``action``. ``score_range`` spans the scores of the chosen
     actions in both splits; ``action_score_ranges`` gives each action's. Reading the
-    ``.mat`` files needs scipy (``pip install 'vidio[aqa7]'``).
+    ``.mat`` files needs scipy (``pip install 'localkit-vidio[aqa7]'``).
 
     Args:
         root: dataset folder.
@@ -586,7 +607,7 @@ class AQA7(ClipDataset):
         actions: action names (or numbers 1..6) to include; ``None`` for all six.
         layout: ``"auto"``, ``"videos"`` or ``"frames"``.
         num_frames: frames spread uniformly over each sample (103).
-        frame_size, crop_size, hflip, **kwargs: see :class:`ClipDataset`.
+        frame_size, crop_size, hflip: see :class:`ClipDataset`; ``**kwargs``: its :class:`ClipOptions`.
 
     Example:
         >>> dives = vidio.AQA7("data/AQA-7", "train", actions=["diving"])  # doctest: +SKIP
@@ -605,7 +626,7 @@ class AQA7(ClipDataset):
         frame_size: tuple[int, int] | None = None,
         crop_size: int | Sequence[int] | None = 224,
         hflip: bool = True,
-        **kwargs: Any,
+        **kwargs: Unpack[ClipOptions],
     ):
         root = os.fspath(root)
         _check_split("AQA-7", split, ("train", "test"))
@@ -673,7 +694,9 @@ def _read_aqa7_split(root: str, split: str) -> list[tuple[int, int, float]]:
     try:
         from scipy.io import loadmat
     except ImportError as exc:
-        raise ImportError(f"reading AQA-7's '{path}' needs scipy: pip install 'vidio[aqa7]'") from exc
+        raise ImportError(
+            f"reading AQA-7's '{path}' needs scipy: pip install 'localkit-vidio[aqa7]'"
+        ) from exc
     try:
         table = np.asarray(loadmat(path)[f"consolidated_{split}_list"], dtype=np.float64)
     except Exception as exc:  # scipy raises several types for damaged or unexpected files
@@ -712,7 +735,7 @@ class CSVDataset(ClipDataset):
         split: the split to load.
         num_frames: frames spread uniformly over each sample (when no ``sampler`` is given).
         score_range, judge_range: defaults are the min and max found in the manifest.
-        frame_size, crop_size, hflip, **kwargs: see :class:`ClipDataset`.
+        frame_size, crop_size, hflip: see :class:`ClipDataset`; ``**kwargs``: its :class:`ClipOptions`.
 
     Example:
         >>> data = vidio.CSVDataset("my_scores.csv", "train", num_frames=32)  # doctest: +SKIP
@@ -729,7 +752,7 @@ class CSVDataset(ClipDataset):
         frame_size: tuple[int, int] | None = None,
         crop_size: int | Sequence[int] | None = 224,
         hflip: bool = False,
-        **kwargs: Any,
+        **kwargs: Unpack[ClipOptions],
     ):
         root = os.fspath(root)
         manifest = os.path.join(root, f"{split}.csv") if os.path.isdir(root) else root

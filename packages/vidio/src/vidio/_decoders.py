@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from localkit_registry import Registry
+
 from ._errors import (
     DecoderFallbackWarning,
     FrameIndexError,
@@ -24,7 +26,6 @@ from ._errors import (
     VidioError,
 )
 from ._probe import VideoInfo, probe
-from ._registry import Registry
 
 DEFAULT_DECODER = "decord"
 REFERENCE_DECODER = "pyav"
@@ -32,7 +33,7 @@ DEFAULT_TIMEOUT = 30.0
 
 DECODERS = Registry(
     "vidio.decoders",
-    owner="vidio",
+    owner="localkit-vidio",
     kind="decoder",
     hint="Built-in decoders are 'decord' and 'pyav'; a plugin adds one under [project.entry-points.\"vidio.decoders\"].",
 )

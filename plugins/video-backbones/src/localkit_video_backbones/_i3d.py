@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -234,7 +233,6 @@ def i3d(
     pretrained: bool = False,
     in_channels: int = 3,
     dropout: float = 0.5,
-    **kwargs: Any,
 ) -> I3D:
     """The ``i3d`` entry of ``splitnet.backbones``: features by default, logits on request.
 
@@ -248,7 +246,6 @@ def i3d(
         pretrained: accepted for compatibility; it requires ``weights`` (nothing is downloaded).
         in_channels: 3 for RGB clips, 2 for optical flow.
         dropout: dropout probability before the logits layer.
-        **kwargs: other keywords are ignored (the ``splitnet.backbones`` contract).
 
     Returns:
         An :class:`I3D`.

@@ -9,11 +9,11 @@ works. ``num_classes=N`` gives torchvision's model with an ``N``-way classifier 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
 
 from torch import nn
 from torchvision.models import get_model_weights
@@ -61,7 +61,6 @@ def video_model(
     num_classes: int | None = None,
     weights: str | os.PathLike | None = None,
     pretrained: bool = False,
-    **kwargs: Any,
 ) -> nn.Module:
     """Build torchvision video model ``arch`` as a features backbone or a classifier.
 
@@ -75,7 +74,6 @@ def video_model(
             used only when its shape matches; otherwise the model keeps a fresh one
             (fine-tuning) or, for features, none.
         pretrained: accepted for compatibility; it requires ``weights`` (nothing is downloaded).
-        **kwargs: other keywords are ignored (the ``splitnet.backbones`` contract).
 
     Returns:
         The model, with ``num_features`` (``F``) and ``default_input_size`` (``(C, T, H, W)``)
@@ -117,10 +115,8 @@ def video_model(
 
 def _entry(arch: str) -> Callable[..., nn.Module]:
     spec = ARCHITECTURES[arch]
-
-    def factory(**kwargs: Any) -> nn.Module:
-        return video_model(arch, **kwargs)
-
+    # a partial keeps video_model's keyword parameters as the entry's options
+    factory = functools.partial(video_model, arch)
     factory.__name__ = factory.__qualname__ = f"video_{arch}"
     factory.__doc__ = (
         f"The ``video_{arch}`` entry of ``splitnet.backbones``: torchvision's {spec.title}, "
