@@ -18,10 +18,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIX = "_gtFine_labelIds.png"
+REGISTER_URL = "https://www.cityscapes-dataset.com/register/"
+DOWNLOADS_URL = "https://www.cityscapes-dataset.com/downloads/"
 DOWNLOAD_NOTE = (
-    "Cityscapes cannot be downloaded automatically (it needs an account): get "
-    "leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from "
-    "https://www.cityscapes-dataset.com/downloads/ and unpack both into the same folder."
+    f"Cityscapes cannot be downloaded automatically (it needs an account): register at {REGISTER_URL}, "
+    f"get leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from {DOWNLOADS_URL} and unpack "
+    "both into the same folder."
 )
 
 
@@ -215,23 +217,31 @@ def _pair(value, kind) -> tuple:
     return kind(value[0]), kind(value[1])
 
 
-def cityscapes(root, split, **options) -> CityscapesDataset:
+def cityscapes(root, split, download: bool = False, **options) -> CityscapesDataset:
     """Factory of the ``cityscapes`` entry in ``splitnet.datasets``: ``(root, split, **kw)``.
 
     Args:
         root: the folder holding ``leftImg8bit/`` and ``gtFine/`` (``--data-root``).
         split: ``"train"``, ``"val"`` or ``"test"`` (``"test"`` reads ``val``, see
             :class:`CityscapesDataset`).
-        **options: :class:`CityscapesDataset` keywords; others (such as splitnet's
-            ``download``, which Cityscapes cannot honour) are ignored.
+        download: splitnet's ``--download``. Cityscapes needs an account, so ``True`` is
+            refused with the registration and download URLs.
+        **options: :class:`CityscapesDataset` keywords; others are ignored.
 
     Raises:
+        ValueError: ``download=True``.
         DatasetLayoutError: no root, or not the official layout.
 
     Example:
         >>> import splitnet
         >>> data = splitnet.create_dataset("cityscapes", "data/cityscapes", "train")  # doctest: +SKIP
     """
+    if download:
+        raise ValueError(
+            f"cityscapes cannot be downloaded for you: it needs an account. Register at {REGISTER_URL}, "
+            f"download leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from {DOWNLOADS_URL}, "
+            "unpack both into one folder and pass that folder as --data-root, without --download."
+        )
     if root is None:
         raise DatasetLayoutError(
             "cityscapes needs --data-root: the folder holding leftImg8bit/ and gtFine/.\n"
