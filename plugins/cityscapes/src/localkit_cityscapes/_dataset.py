@@ -18,10 +18,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIX = "_gtFine_labelIds.png"
+REGISTER_URL = "https://www.cityscapes-dataset.com/register/"
+DOWNLOADS_URL = "https://www.cityscapes-dataset.com/downloads/"
 DOWNLOAD_NOTE = (
-    "Cityscapes cannot be downloaded automatically (it needs an account): get "
-    "leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from "
-    "https://www.cityscapes-dataset.com/downloads/ and unpack both into the same folder."
+    f"Cityscapes cannot be downloaded automatically (it needs an account): register at {REGISTER_URL}, "
+    f"get leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from {DOWNLOADS_URL} and unpack "
+    "both into the same folder."
 )
 
 
@@ -101,8 +103,9 @@ class CityscapesDataset(Dataset):
     randomly scaled, cropped and flipped (:class:`JointTransform`); other items are the
     full image.
 
-    It is the ``cityscapes`` entry of ``splitnet.datasets``, and takes no ``download``
-    option: Cityscapes needs an account to download.
+    It is the ``cityscapes`` entry of ``splitnet.datasets``. Cityscapes needs an account to
+    download, so ``download=True`` (splitnet's ``--download``) is refused with the
+    registration and download URLs.
 
     Args:
         root: the folder holding ``leftImg8bit/`` and ``gtFine/`` (``--data-root``).
@@ -113,6 +116,7 @@ class CityscapesDataset(Dataset):
         test_folder: the official folder that ``split="test"`` reads.
         augment: random scale/crop/flip (default: only for ``"train"``).
         crop_size, scale_range, flip, cat_max_ratio: see :class:`JointTransform`.
+        download: always refused when true (see above).
 
     Raises:
         DatasetLayoutError: no root, or ``root`` is not in the official layout (the
@@ -148,7 +152,14 @@ class CityscapesDataset(Dataset):
         scale_range: tuple[float, float] = (0.5, 2.0),
         flip: bool = True,
         cat_max_ratio: float = 0.75,
+        download: bool = False,
     ):
+        if download:
+            raise ValueError(
+                f"cityscapes cannot be downloaded for you: it needs an account. Register at {REGISTER_URL}, "
+                f"download leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from {DOWNLOADS_URL}, "
+                "unpack both into one folder and pass that folder as --data-root, without --download."
+            )
         if root is None:
             raise DatasetLayoutError(
                 "cityscapes needs --data-root: the folder holding leftImg8bit/ and gtFine/.\n"
