@@ -127,7 +127,9 @@ class LocalNet(nn.Module):
                 dtype (``torch.bfloat16`` on CPU; ``float16``/``bfloat16`` on CUDA).
             grad_scaler: a ``torch.amp.GradScaler`` for float16 training.
             check_labels: validate label ranges (one cheap reduction per step).
-            check_inputs: refuse NaN or infinite inputs (one cheap reduction per step).
+            check_inputs: refuse NaN or infinite inputs before any backward pass (one cheap
+                reduction per step); inputs that already make a loss NaN raise
+                ``NonFiniteLossError`` as any non-finite loss does.
             sync: after :meth:`distribute`, reduce gradients across processes in this step
                 (pass ``False`` for all but the last micro-batch of an accumulation).
 
@@ -148,12 +150,6 @@ class LocalNet(nn.Module):
             2
         """
         _check_loss_scale(loss_scale)
-        if check_inputs and inputs.is_floating_point() and not bool(torch.isfinite(inputs).all()):
-            bad = int((~torch.isfinite(inputs)).sum())
-            raise ValueError(
-                f"LocalNet.local_step: the inputs hold {bad} NaN or infinite values (of {inputs.numel()}); "
-                "training on them would make every gradient NaN. Check the dataset and its normalisation."
-            )
         if check_labels and self.num_classes is not None:
             check_targets(targets, self.num_classes, self.task, "LocalNet.local_step")
         h, losses = inputs, []
@@ -166,6 +162,7 @@ class LocalNet(nn.Module):
                 loss_scale=loss_scale,
                 autocast_dtype=autocast_dtype,
                 grad_scaler=grad_scaler,
+                check_inputs=check_inputs and k == 0,
                 sync=sync,
             )
             losses.append(loss)
@@ -181,16 +178,19 @@ class LocalNet(nn.Module):
         loss_scale: float = 1.0,
         autocast_dtype: torch.dtype | None = None,
         grad_scaler: torch.amp.GradScaler | None = None,
+        check_inputs: bool = False,
         sync: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Train stage ``k`` alone on input ``h``: forward, its loss, backward.
 
         This is one iteration of :meth:`local_step`; a stage-parallel worker that owns stage
         ``k`` calls it with the activations it received. Returns the detached output and loss.
+        ``check_inputs`` refuses an ``h`` holding NaN or inf before the backward pass.
 
         Raises:
             NonFiniteLossError: the stage's loss is NaN or infinite.
-            ValueError: a ``loss_scale`` that is not a finite positive number.
+            ValueError: a ``loss_scale`` that is not a finite positive number, or (with
+                ``check_inputs``) an input holding NaN or inf.
         """
         _check_loss_scale(loss_scale)
         runner = self._runners[k]
@@ -213,6 +213,13 @@ class LocalNet(nn.Module):
                 raise NonFiniteLossError(
                     f"stage {k + 1} of {self.k}: {what} is {value}. Lower the learning rate, check the "
                     "inputs for NaN/inf, or use bfloat16 instead of float16."
+                )
+            if check_inputs and h.is_floating_point() and not bool(torch.isfinite(h).all()):
+                bad = int((~torch.isfinite(h)).sum())
+                raise ValueError(
+                    f"stage {k + 1} of {self.k}: its input holds {bad} NaN or infinite values (of "
+                    f"{h.numel()}) although the loss is finite; training on them would be silently wrong. "
+                    "Check the dataset and its normalisation."
                 )
             scaled = loss * loss_scale
             (grad_scaler.scale(scaled) if grad_scaler is not None else scaled).backward()

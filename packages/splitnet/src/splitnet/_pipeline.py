@@ -124,6 +124,7 @@ def train_stage_parallel(session: Session) -> dict:
                     loss_scale=1 / config.accumulate,
                     autocast_dtype=dtype,
                     grad_scaler=session.scaler,
+                    check_inputs=k == 0,
                     sync=update,
                 )
             except NonFiniteLossError as exc:

@@ -157,7 +157,6 @@ def train_replicated(session: Session) -> dict:
                     autocast_dtype=dtype,
                     grad_scaler=session.scaler,
                     check_labels=False,
-                    check_inputs=False,
                     sync=update,
                 )
             except NonFiniteLossError as exc:
