@@ -60,7 +60,9 @@ def crash_on_call(monkeypatch, n):
     monkeypatch.setattr(splitnet.LocalNet, "local_step", crashing)
 
 
-@pytest.mark.parametrize(("crash_step", "checkpoint_every", "resumed_at"), [(6, 0, (1, 0)), (8, 3, (1, 2))])
+@pytest.mark.parametrize(
+    ("crash_step", "checkpoint_every", "resumed_at"), [(6, None, (1, 0)), (8, 3, (1, 2))]
+)
 def test_resume_after_a_crash_continues_exactly(
     tmp_path, monkeypatch, crash_step, checkpoint_every, resumed_at
 ):

@@ -207,7 +207,7 @@ def test_training_refuses_download_for_cityscapes(tree, tmp_path, capsys):
     argv = ["train", "--model", "deeplab_resnet18", "--head", "deeplabv3", "--dataset", "cityscapes"]
     argv += ["--data-root", str(tree), "--download", "--out", str(tmp_path / "run"), "--quiet"]
     assert splitnet_main(argv) == 2
-    assert (
-        "dataset 'cityscapes' from 'localkit-cityscapes 0.1.0' does not accept option 'download'"
-        in capsys.readouterr().err
-    )
+    err = capsys.readouterr().err
+    # issue 15: a dataset that needs registration answers --download with where to get it
+    assert "cityscapes cannot be downloaded for you: it needs an account" in err
+    assert "https://www.cityscapes-dataset.com/register/" in err and "--data-root" in err

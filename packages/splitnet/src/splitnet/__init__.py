@@ -27,24 +27,24 @@ from localkit_registry import (
 )
 
 from ._backbones import backbone_provenance, create_backbone, list_backbones
+from ._build import HeadedModel, attach_head
+from ._config import TrainConfig
 from ._datasets import DatasetLayoutError, create_dataset, list_datasets
-from ._errors import NonFiniteLossError, SplitError, TraceFailure
+from ._errors import (
+    CheckpointError,
+    NonFiniteLossError,
+    RunFolderError,
+    SplitError,
+    TraceFailure,
+    TrainingError,
+)
+from ._evaluation import evaluate
 from ._heads import create_head, list_heads
 from ._localnet import LocalNet, StepResult, split
 from ._objectives import create_objective, list_objectives
 from ._plan import Plan, plan
 from ._trace import Chain, CutPoint, trace
-from ._train import (
-    CheckpointError,
-    HeadedModel,
-    Run,
-    TrainConfig,
-    TrainingError,
-    attach_head,
-    evaluate,
-    load_run,
-    train,
-)
+from ._train import Run, load_run, train
 
 __version__ = "0.1.0"
 
@@ -65,6 +65,7 @@ __all__ = [
     "Run",
     "PluginLoadError",
     "RegistryError",
+    "RunFolderError",
     "SplitError",
     "StepResult",
     "TraceFailure",

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ._config import TrainConfig
 from ._peak import measure_peak
 from ._registries import OBJECTIVES
-from ._train import TrainConfig, train
+from ._train import train
 
 MODEL = "cifar_resnet32"
 BATCH = 64

@@ -10,6 +10,7 @@ ResNets), explicit ``cuts``, or a memory ``budget_bytes`` (the smallest K that f
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -19,10 +20,12 @@ from torch import nn
 
 from localkit_registry import CutContext, RegistryError
 
+from ._costs import even_costs, memory_costs, only_at, time_costs
 from ._errors import SplitError
 from ._layout import infer_layout, token_grid
 from ._memory import MemoryLedger, measure_ledger, measure_times
 from ._objectives import create_objective, segmentation_loss
+from ._partition import iter_min_max_partitions, min_max_partition
 from ._trace import Chain, CutPoint, trace
 
 BALANCES = ("even", "memory", "time")
@@ -116,41 +119,6 @@ def infer_num_classes(chain: Chain, task: str) -> int:
     )
 
 
-def iter_min_max_partitions(cost: list[list[float]], k_max: int):
-    """Yield ``(k, optimum, ends)`` for k = 1, 2, ... k_max: exact min-max contiguous partitions.
-
-    ``cost[a][b]`` is the cost of a stage of pieces ``a .. b-1``; a partition's value is its
-    largest stage cost. Dynamic programming, O(n^2) per k. ``ends`` lists each stage's end
-    piece (the last is ``n``); it is empty and the optimum ``inf`` when every partition into
-    k stages contains an infinite cost.
-    """
-    n = len(cost) - 1
-    prev = [0.0] + [math.inf] * n
-    choices: list[list[int]] = []
-    for k in range(1, k_max + 1):
-        row, pick = [math.inf] * (n + 1), [-1] * (n + 1)
-        for b in range(k, n + 1):
-            for a in range(k - 1, b):
-                value = prev[a] if prev[a] > cost[a][b] else cost[a][b]
-                if value < row[b]:
-                    row[b], pick[b] = value, a
-        choices.append(pick)
-        prev = row
-        ends: list[int] = []
-        if not math.isinf(row[n]):
-            b = n
-            for j in range(k, 0, -1):
-                ends.append(b)
-                b = choices[j - 1][b]
-        yield k, row[n], ends[::-1]
-
-
-def min_max_partition(cost: list[list[float]], k: int) -> tuple[float, list[int]]:
-    """The exact min-max partition of pieces into ``k`` contiguous stages (see above)."""
-    *_, (_, value, ends) = iter_min_max_partitions(cost, k)
-    return value, ends
-
-
 @dataclass
 class Plan:
     """Where a model is cut into K local modules, with what it costs.
@@ -217,8 +185,8 @@ class Plan:
         """Forward+backward seconds of each stage, measured at ``min(batch_size, 256)`` rows."""
         if self.times is None:
             return None
-        piece, aux = self.times
-        return [sum(piece[a:b]) + (aux[b - 1] if b < self.chain.num_pieces else 0.0) for a, b in self.stages]
+        cost = time_costs(*self.times)
+        return [cost[a][b] for a, b in self.stages]
 
     def to_dict(self) -> dict:
         """A JSON-able summary."""
@@ -350,7 +318,8 @@ def plan(
 
     Raises:
         SplitError: ``k`` larger than the cut points allow, cuts out of order or unknown,
-            an unknown balance, a budget nothing fits, an input the model rejects.
+            an unknown balance, a budget nothing fits, an input the model rejects, a
+            ``batch_size`` or ``num_classes`` below 1, a ``budget_bytes`` not above 0.
         TraceFailure: the model cannot be traced.
 
     Example:
@@ -361,6 +330,16 @@ def plan(
         (2, 1)
     """
     objective_options = dict(objective_options or {})
+    _check_count("batch_size", batch_size, "the example batch's size")
+    _check_count("num_classes", num_classes, "from the model's output shape")
+    if budget_bytes is not None and not (
+        isinstance(budget_bytes, numbers.Real)
+        and not isinstance(budget_bytes, bool)
+        and 0 < budget_bytes < math.inf
+    ):
+        raise SplitError(
+            f"budget_bytes must be a finite number > 0 (or None: no budget), got {budget_bytes!r}"
+        )
     if example_input is None:
         example_input = example_batch(model, input_size)
     if example_input.shape[0] < 2:
@@ -368,7 +347,8 @@ def plan(
     chain = chain or trace(model, example_input, leaf_modules)
     if task not in ("classification", "segmentation"):
         raise SplitError(f"task must be 'classification' or 'segmentation', got {task!r}")
-    num_classes = num_classes or infer_num_classes(chain, task)
+    if num_classes is None:
+        num_classes = infer_num_classes(chain, task)
     context = PlanContext(
         chain,
         num_classes,
@@ -378,7 +358,8 @@ def plan(
     )
     task_loss = default_task_loss(task)
     n = chain.num_pieces
-    batch_size = batch_size or example_input.shape[0]
+    if batch_size is None:
+        batch_size = example_input.shape[0]
     named = getattr(model, "named_plans", {}) or {}
 
     def make_batch(b: int):
@@ -432,6 +413,12 @@ def plan(
     return Plan(chain, ends, balance, objective, objective_options, context, batch_size, ledger, times)
 
 
+def _check_count(name: str, value, unset: str) -> None:
+    if value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1):
+        return
+    raise SplitError(f"{name} must be an integer >= 1 (or None: {unset}), got {value!r}")
+
+
 def _explicit_ends(chain: Chain, cuts: Sequence[str | int]) -> list[int]:
     indices = []
     for c in cuts:
@@ -468,28 +455,13 @@ def _balanced_ends(chain, k, balance, ledger, batch_size, times, usable, failure
             f"K={k} needs {k - 1} cut points but {type(chain.model).__name__} has only {len(usable)} "
             f"usable ones{why}: choose K <= {len(usable) + 1}"
         )
-    usable_set = set(usable)
     if balance == "memory":
-        cost = ledger.cost_matrix(batch_size)
+        cost = memory_costs(ledger, batch_size)
     elif balance == "time":
-        piece, aux = times
-        prefix = [0.0]
-        for t in piece:
-            prefix.append(prefix[-1] + t)
-        cost = [
-            [
-                prefix[b] - prefix[a] + (aux[b - 1] if b < n else 0.0) if b > a else math.inf
-                for b in range(n + 1)
-            ]
-            for a in range(n + 1)
-        ]
+        cost = time_costs(*times)
     else:
-        cost = [[float(b - a) if b > a else math.inf for b in range(n + 1)] for a in range(n + 1)]
-    for a in range(n + 1):
-        for b in range(1, n):
-            if b - 1 not in usable_set:
-                cost[a][b] = math.inf
-    value, ends = min_max_partition(cost, k)
+        cost = even_costs(n)
+    _, ends = min_max_partition(only_at(cost, set(usable)), k)
     if not ends:
         raise SplitError(f"no {balance}-balanced plan with K={k} exists for {type(chain.model).__name__}")
     return ends
@@ -497,7 +469,7 @@ def _balanced_ends(chain, k, balance, ledger, batch_size, times, usable, failure
 
 def _fit_budget(ledger: MemoryLedger, batch_size: int, budget: int, usable: int, name: str):
     best = math.inf
-    for k, value, ends in iter_min_max_partitions(ledger.cost_matrix(batch_size), usable + 1):
+    for k, value, ends in iter_min_max_partitions(memory_costs(ledger, batch_size), usable + 1):
         best = min(best, value)
         if value <= budget:
             return k, ends, "memory"
