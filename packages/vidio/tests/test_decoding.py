@@ -388,5 +388,9 @@ def test_missing_decord_says_what_to_install(videos, monkeypatch):
     monkeypatch.setattr(
         _decord.importlib.util, "find_spec", lambda name, *a: None if name == "decord" else real(name, *a)
     )
-    with pytest.raises(vidio.DecoderUnavailableError, match="pip install decord"):
-        vidio.open(videos["h264.mp4"], backend="decord")
+    _decord._decord_installed.cache_clear()
+    try:
+        with pytest.raises(vidio.DecoderUnavailableError, match="pip install decord"):
+            vidio.open(videos["h264.mp4"], backend="decord")
+    finally:
+        _decord._decord_installed.cache_clear()

@@ -29,6 +29,7 @@ decord's known failure modes, and what this module does about each:
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib.util
 import json
 import logging
@@ -358,6 +359,13 @@ if hasattr(os, "register_at_fork"):
 atexit.register(_stop_at_exit)
 
 
+@functools.cache
+def _decord_installed() -> bool:
+    """Whether decord can be imported; asked once per process, as the search costs about a
+    millisecond and a DataLoader opens a file per clip."""
+    return importlib.util.find_spec("decord") is not None
+
+
 class DecordDecoder(Decoder):
     """Decode with decord in a supervised child process; see the module notes for what it guards.
 
@@ -381,7 +389,7 @@ class DecordDecoder(Decoder):
         problem = _structural_problem(info)
         if problem:
             raise UnsupportedVideoError.about(info.path, f"decord cannot return exact frames: {problem}")
-        if importlib.util.find_spec("decord") is None:
+        if not _decord_installed():
             raise DecoderUnavailableError(
                 "the 'decord' decoder needs the decord package: pip install decord "
                 "(or pass backend='pyav' to use PyAV)"
