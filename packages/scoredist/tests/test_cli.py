@@ -58,7 +58,7 @@ def test_train_musdl_end_to_end(fake_clips, tmp_path, capsys):
     assert {"val_selected", "test_peeking"} <= set(summary)
     run = json.loads((out / "run.json").read_text())
     assert run["metadata"]["provenance"]["datasets"][fake_clips]["distribution"] == "fake-clips"
-    assert run["metadata"]["provenance"]["backbones"]["tiny3d"]["distribution"] == "scoredist"
+    assert run["metadata"]["provenance"]["backbones"]["tiny3d"]["distribution"] == "localkit-scoredist"
     assert run["metadata"]["validation"] == "split 'val'"
     assert run["config"]["exclude"] == ["test-003"]
     assert summary["last"]["test"]["n"] == 15
@@ -181,3 +181,24 @@ def test_list_shows_groups_without_importing(fake_clips, capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "trimmed-mean" in out and "tiny3d" in out and "fakeclips" in out and "fake-clips 1.0" in out
+
+
+def test_a_misspelled_backbone_option_stops_training_naming_the_accepted_ones(fake_clips, tmp_path, capsys):
+    argv = ["train", "--dataset", fake_clips, "--root", str(tmp_path), "--out", str(tmp_path / "run")]
+    argv += [*COMMON, "--backbone-opt", "widht=4"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: backbone 'tiny3d' from 'localkit-scoredist")
+    assert (
+        "does not accept option 'widht' (did you mean 'width'?). It accepts: 'in_channels', 'width'." in err
+    )
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_a_misspelled_dataset_option_stops_training_naming_the_accepted_ones(fake_clips, tmp_path, capsys):
+    argv = ["train", "--dataset", fake_clips, "--root", str(tmp_path), "--out", str(tmp_path / "run")]
+    argv += [*COMMON, "--dataset-opt", "frame=4"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: dataset 'fakeclips' from 'fake-clips 1.0' does not accept option 'frame'")
+    assert "did you mean 'frames'?" in err and "'nan_at'" in err

@@ -62,5 +62,5 @@ def test_quick_demo_end_to_end_through_a_csv_dataset_entry(csv_dataset, tmp_path
 def test_demo_without_a_csv_dataset_says_what_to_install(tmp_path):
     if "csv" in DATASETS:
         pytest.skip("vidio is installed here; `nox -s tests` runs this without it")
-    with pytest.raises(UnknownEntryError, match=r"unknown dataset 'csv'.*pip install vidio"):
+    with pytest.raises(UnknownEntryError, match=r"unknown dataset 'csv'.*pip install localkit-vidio"):
         run_demo(tmp_path, quick=True)

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from localkit_registry import DuplicateEntryError
 from scoredist import UnknownEntryError, apply_rule, get_rule, list_rules, mtl_aqa_dives
-from scoredist._registry import DuplicateEntryError
 
 
 def _arrays(annotations):
@@ -124,5 +124,5 @@ def test_two_distributions_claiming_one_rule_name_is_an_error(fake_dist):
         {"scoredist.rules": {"diving": "clash_rules:diving"}},
         {"clash_rules": "diving = None\n"},
     )
-    with pytest.raises(DuplicateEntryError, match=r"'diving'.*'clash-rules 1.0'.*'scoredist"):
+    with pytest.raises(DuplicateEntryError, match=r"'diving'.*'clash-rules 1.0'.*'localkit-scoredist"):
         get_rule("diving")

@@ -39,7 +39,7 @@ def test_run_writes_config_metrics_checkpoint_and_provenance(tmp_path):
     assert [m["epoch"] for m in lines] == [1, 2]
     assert len(lines[0]["train_loss"]) == 3 and 0 <= lines[-1]["test_acc"] <= 1
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["provenance"]["backbone"]["distribution"] == "splitnet"
+    assert cfg["provenance"]["backbone"]["distribution"] == "localkit-splitnet"
     assert cfg["provenance"]["objective"]["name"] == "greedy"
     assert cfg["provenance"]["dataset"]["name"] == "digits"
     assert len(cfg["plan"]["cuts"]) == 2 == len(summary["cuts"])

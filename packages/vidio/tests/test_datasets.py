@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import vidio
+from localkit_registry import OptionError as LocalkitOptionError
 
 DATA = Path(__file__).parent / "data"
 SMALL = {"frame_size": (32, 40), "crop_size": 24}
@@ -289,8 +290,10 @@ def test_csv_manifest_brings_any_dataset(csv_root):
     np.testing.assert_allclose(item["judge_scores"], [2.5, 3, 2])
     assert float(item["difficulty"]) == 1.5
     np.testing.assert_array_equal(train[1]["frames"], np.linspace(0, 199, 8).astype(int))
-    test = vidio.CSVDataset(csv_root / "scores.csv", "test", crop_size=16, future_option=True)
+    test = vidio.CSVDataset(csv_root / "scores.csv", "test", crop_size=16)
     assert [r.id for r in test.records] == ["a_100-200"]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'future_option'"):
+        vidio.CSVDataset(csv_root / "scores.csv", "test", crop_size=16, future_option=True)
 
 
 def test_csv_folder_of_split_files_and_clear_errors(csv_root):
@@ -349,4 +352,38 @@ def test_test_split_items_are_deterministic(csv_root):
 def test_provenance_names_the_distribution(csv_root):
     vidio.create_dataset("csv", csv_root / "scores.csv", "train", crop_size=16)
     record = vidio.provenance()["vidio.datasets"]["csv"]
-    assert record["distribution"] == "vidio" and record["value"] == "vidio._datasets.csv_manifest:CSVDataset"
+    assert (
+        record["distribution"] == "localkit-vidio"
+        and record["value"] == "vidio._datasets.csv_manifest:CSVDataset"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "typo", "suggestion"),
+    [
+        ("jigsaws", "folds", "fold"),
+        ("mtl-aqa", "segment_lenght", "segment_length"),
+        ("aqa-7", "action", "actions"),
+        ("csv", "num_frame", "num_frames"),
+        ("csv", "backnd", "backend"),
+    ],
+)
+def test_a_misspelled_dataset_option_names_the_accepted_ones(name, typo, suggestion):
+    root = {"jigsaws": DATA / "jigsaws", "mtl-aqa": DATA / "mtl_aqa", "aqa-7": DATA, "csv": DATA}[name]
+    with pytest.raises(LocalkitOptionError) as info:
+        vidio.create_dataset(name, root, "train", **{typo: 1})
+    message = str(info.value)
+    assert message.startswith(
+        f"dataset '{name}' from 'localkit-vidio {vidio.__version__}' does not accept option"
+    )
+    assert f"did you mean '{suggestion}'" in message
+    accepted = info.value.accepted
+    assert suggestion in accepted and {"backend", "threads", "timeout", "check_files", "sampler"} <= set(
+        accepted
+    )
+    assert "score_range" not in accepted or name == "csv"  # the built-in datasets set it themselves
+
+
+def test_a_dataset_class_refuses_an_unknown_keyword_too():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'folds'"):
+        vidio.JIGSAWS(DATA / "jigsaws", "train", folds=1, check_files=False)

@@ -15,6 +15,8 @@ Example:
 
 from importlib.metadata import PackageNotFoundError, version
 
+from localkit_registry import ContractError, OptionError, PluginLoadError, RegistryError, UnknownEntryError
+
 from ._bins import ScoreBins
 from ._data import Dive, mtl_aqa_dives
 from ._features import ClipEncoder, FeatureSet, cut_segments, extract_features
@@ -23,21 +25,22 @@ from ._metrics import evaluate, fisher_z_mean, kfold_average, l2, relative_l2, s
 from ._plugins import create_backbone, create_dataset
 from ._presets import PRESETS, Preset
 from ._protocol import select_epoch, split_validation, summarize
-from ._registry import PluginLoadError, RegistryError, UnknownEntryError
 from ._rules import apply_rule, check_judge_scores, get_rule, list_rules
 from ._train import ScoreModel, TrainConfig, TrainResult, load_model, predict, soft_labels, train
 
 try:
-    __version__ = version("scoredist")
+    __version__ = version("localkit-scoredist")
 except PackageNotFoundError:
     __version__ = "0+unknown"
 
 __all__ = [
     "PRESETS",
     "ClipEncoder",
+    "ContractError",
     "Dive",
     "FeatureSet",
     "MUSDLHead",
+    "OptionError",
     "PluginLoadError",
     "Preset",
     "RegistryError",

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch.utils.data import Subset, default_collate
 
+from localkit_registry import RegistryError
+
 from ._bins import DECODE_METHODS, ScoreBins
 from ._features import ClipEncoder, FeatureSet, cached_features, extract_features
 from ._io import atomic_write_json
@@ -19,7 +21,6 @@ from ._metrics import kfold_average
 from ._plugins import BACKBONES, DATASETS, create_backbone, create_dataset, provenance
 from ._presets import PRESETS, Preset
 from ._protocol import split_validation
-from ._registry import RegistryError
 from ._rules import RULES
 from ._train import METHODS, TrainConfig, TrainResult, train
 

@@ -43,7 +43,9 @@ def _import(name: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        raise ImportError(f"the scoredist demo needs {name}: pip install 'scoredist[demo]' ({exc})") from exc
+        raise ImportError(
+            f"the scoredist demo needs {name}: pip install 'localkit-scoredist[demo]' ({exc})"
+        ) from exc
 
 
 def render_dive(dive: Dive, rng: np.random.Generator) -> np.ndarray:
@@ -215,8 +217,8 @@ def run_demo(out: str | Path = "runs/demo", seed: int = 1, quick: bool = False) 
         The results written to ``aqa.json``.
 
     Raises:
-        ImportError: PyAV or matplotlib is missing (``pip install 'scoredist[demo]'``).
-        UnknownEntryError: no ``vidio.datasets`` entry ``csv`` (install vidio).
+        ImportError: PyAV or matplotlib is missing (``pip install 'localkit-scoredist[demo]'``).
+        UnknownEntryError: no ``vidio.datasets`` entry ``csv`` (install localkit-vidio).
     """
     _import("av")
     _import("matplotlib")

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._registry import Registry
+from localkit_registry import Registry
 
 RULES = Registry(
     "scoredist.rules",
-    owner="scoredist",
+    owner="localkit-scoredist",
     kind="rule",
     hint="Built-in rules: diving, sum, mean, trimmed-mean; a plugin adds one in the 'scoredist.rules' group.",
 )

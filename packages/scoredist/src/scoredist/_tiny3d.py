@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -71,6 +69,6 @@ class Tiny3D(nn.Module):
         return self.norm(self.body(clips).mean(dim=(2, 3, 4)))
 
 
-def tiny3d(*, width: int = 16, in_channels: int = 3, **kwargs: Any) -> Tiny3D:
-    """The ``tiny3d`` entry of ``splitnet.backbones``; unknown keywords are ignored."""
+def tiny3d(*, width: int = 16, in_channels: int = 3) -> Tiny3D:
+    """The ``tiny3d`` entry of ``splitnet.backbones``: options ``width`` and ``in_channels``."""
     return Tiny3D(width=width, in_channels=in_channels)

@@ -290,7 +290,7 @@ def _run_split(
 
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for dist in ("scoredist", "torch", "numpy", "scipy"):
+    for dist in ("localkit-scoredist", "localkit-registry", "torch", "numpy", "scipy"):
         try:
             out[dist] = importlib_metadata.version(dist)
         except importlib_metadata.PackageNotFoundError:

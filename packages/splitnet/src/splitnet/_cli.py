@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ._registry import RegistryError
+from localkit_registry import RegistryError
 
 GROUPS = ("backbones", "objectives", "heads", "datasets")
 

@@ -267,7 +267,7 @@ def split(
         stage.train(model.training)
     context = plan.context
     objectives = [
-        create_objective(name, **context(cut, i, plan.k - 1), **options) for i, cut in enumerate(plan.cuts)
+        create_objective(name, context(cut, i, plan.k - 1), **options) for i, cut in enumerate(plan.cuts)
     ]
     device = next(model.parameters()).device
     objectives = [o.to(device) for o in objectives]

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from localkit_registry import CutContext, RegistryError
+
 from ._errors import SplitError
 from ._layout import infer_layout, token_grid
 from ._memory import MemoryLedger, measure_ledger, measure_times
@@ -65,8 +67,8 @@ def example_batch(model: nn.Module, input_size: Sequence[int] | None, batch_size
 
 
 @dataclass
-class CutContext:
-    """What an objective factory is told about one cut (see docs/plugins.md)."""
+class PlanContext:
+    """What a plan tells objective factories: call it for the :class:`CutContext` of one cut."""
 
     chain: Chain
     num_classes: int
@@ -74,25 +76,25 @@ class CutContext:
     input_mean: tuple[float, ...] | None = None
     input_std: tuple[float, ...] | None = None
 
-    def __call__(self, cut: CutPoint, index: int, num_cuts: int) -> dict:
+    def __call__(self, cut: CutPoint, index: int, num_cuts: int) -> CutContext:
         input_shape = tuple(self.chain.input_shape[1:])
         layout = infer_layout(cut.feature_shape, input_shape)
         grid, prefix = (None, 0)
         if layout == "NLC":
             grid, prefix = token_grid(self.chain.model, cut.feature_shape[0])
-        return {
-            "feature_shape": cut.feature_shape,
-            "layout": layout,
-            "token_grid": grid,
-            "num_prefix_tokens": prefix,
-            "input_shape": input_shape,
-            "input_mean": self.input_mean,
-            "input_std": self.input_std,
-            "num_classes": self.num_classes,
-            "task": self.task,
-            "index": index,
-            "num_cuts": num_cuts,
-        }
+        return CutContext(
+            feature_shape=cut.feature_shape,
+            layout=layout,
+            token_grid=grid,
+            num_prefix_tokens=prefix,
+            input_shape=input_shape,
+            input_mean=self.input_mean,
+            input_std=self.input_std,
+            num_classes=self.num_classes,
+            task=self.task,
+            index=index,
+            num_cuts=num_cuts,
+        )
 
 
 def _targets(num_classes: int, task: str, inputs: torch.Tensor) -> torch.Tensor:
@@ -170,7 +172,7 @@ class Plan:
     balance: str
     objective: str
     objective_options: dict
-    context: CutContext
+    context: PlanContext
     batch_size: int
     ledger: MemoryLedger | None = None
     times: tuple[list[float], list[float]] | None = None
@@ -284,12 +286,14 @@ class Plan:
         return head + "\n" + "\n".join(lines)
 
 
-def _build_objectives(context: CutContext, name: str, options: dict, cut_indices) -> tuple[dict, dict]:
+def _build_objectives(context: PlanContext, name: str, options: dict, cut_indices) -> tuple[dict, dict]:
     built, failures = {}, {}
     num_cuts = len(context.chain.cuts)
     for i in cut_indices:
         try:
-            built[i] = create_objective(name, **context(context.chain.cuts[i], i, num_cuts), **options)
+            built[i] = create_objective(name, context(context.chain.cuts[i], i, num_cuts), **options)
+        except RegistryError:
+            raise  # a misspelled option or a broken plugin fails at every cut: never skip one
         except (ValueError, TypeError, NotImplementedError, RuntimeError) as exc:
             failures[i] = f"{type(exc).__name__}: {exc}"
     return built, failures
@@ -365,7 +369,7 @@ def plan(
     if task not in ("classification", "segmentation"):
         raise SplitError(f"task must be 'classification' or 'segmentation', got {task!r}")
     num_classes = num_classes or infer_num_classes(chain, task)
-    context = CutContext(
+    context = PlanContext(
         chain,
         num_classes,
         task,

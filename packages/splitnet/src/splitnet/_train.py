@@ -28,6 +28,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
+from localkit_registry import HeadContext
+
 from ._backbones import backbone_provenance, create_backbone
 from ._datasets import create_dataset
 from ._distributed import Topology, clear_failures, device_for, first_failure, record_failure, teardown
@@ -171,16 +173,15 @@ def attach_head(
     with torch.no_grad():
         features = backbone.eval()(example)
     backbone.train(was_training)
-    in_shape = tuple(features.shape[1:])
-    head = create_head(
-        name,
-        in_shape=in_shape,
-        layout=infer_layout(in_shape, tuple(example.shape[1:])),
+    feature_shape, input_shape = tuple(features.shape[1:]), tuple(example.shape[1:])
+    context = HeadContext(
+        feature_shape=feature_shape,
+        layout=infer_layout(feature_shape, input_shape),
         num_classes=num_classes,
-        input_shape=tuple(example.shape[1:]),
+        input_shape=input_shape,
         task=task,
-        **options,
     )
+    head = create_head(name, context, **options)
     return HeadedModel(backbone, head.to(example.device))
 
 
@@ -394,16 +395,10 @@ def prepare(config: TrainConfig, topology: Topology) -> Session:
     device = device_for(topology, config.device)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
-    train_set = create_dataset(
-        config.dataset, config.data_root, "train", download=config.download, **config.dataset_options
-    )
-    test_set = create_dataset(
-        config.dataset,
-        config.data_root,
-        config.eval_split,
-        download=config.download,
-        **config.dataset_options,
-    )
+    # download is an option of the datasets that can fetch themselves; the others refuse it
+    options = {**config.dataset_options, **({"download": True} if config.download else {})}
+    train_set = create_dataset(config.dataset, config.data_root, "train", **options)
+    test_set = create_dataset(config.dataset, config.data_root, config.eval_split, **options)
     per_replica = len(train_set) // topology.replicas
     if per_replica < config.batch_size:
         raise ValueError(
@@ -822,7 +817,14 @@ def _versions() -> dict:
     from importlib import metadata
 
     versions = {}
-    for dist in ("torch", "torchvision", "timm", "splitnet", "infoloss"):
+    for dist in (
+        "torch",
+        "torchvision",
+        "timm",
+        "localkit-registry",
+        "localkit-splitnet",
+        "localkit-infoloss",
+    ):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
     return versions

@@ -45,7 +45,7 @@ from ._safepickle import load_pickle
 from ._sampling import ClipSampler, RandomShift, SegmentSampler, SlidingWindowSampler, UniformSampler
 from ._transforms import CenterCrop, Compose, Normalize, RandomCrop, RandomHorizontalFlip, Resize, ToFloatClip
 
-__version__ = _metadata.version("vidio")
+__version__ = _metadata.version("localkit-vidio")
 
 __all__ = [
     "AQA7",

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from localkit_registry import Registry
+
 from ._backend import DEFAULT_TIMEOUT, Decoder
 from ._errors import (
     DecoderFallbackWarning,
@@ -25,14 +27,13 @@ from ._errors import (
 )
 from ._frames import FrameFolderDecoder
 from ._probe import VideoInfo, probe
-from ._registry import Registry
 
 DEFAULT_DECODER = "decord"
 REFERENCE_DECODER = "pyav"
 
 DECODERS = Registry(
     "vidio.decoders",
-    owner="vidio",
+    owner="localkit-vidio",
     kind="decoder",
     hint="Built-in decoders are 'decord' and 'pyav'; a plugin adds one under [project.entry-points.\"vidio.decoders\"].",
 )

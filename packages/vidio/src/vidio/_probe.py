@@ -18,8 +18,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from localkit_registry import natural_key
+
 from ._errors import CorruptVideoError, VideoNotFoundError
-from ._registry import natural_key
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _FRAMES_CONTAINER = "image folder"

@@ -9,8 +9,10 @@
 - ``registry.py``: the ``vidio.datasets`` entry-point group (:func:`vidio.create_dataset`).
 
 The dataset classes are the factories of that group, declared in vidio's ``pyproject.toml``
-like any plugin's: ``factory(root=..., split=..., **kw)`` with items and attributes as
-``docs/plugins.md`` specifies. To add a dataset, write a module like ``jigsaws.py`` and
+like any plugin's: ``factory(root, split, **options)`` with items and attributes as
+``docs/plugins.md`` specifies. Their options are their keyword parameters plus the
+:class:`~vidio._datasets.base.ClipOptions` they pass on to :class:`ClipDataset`
+(``**options: Unpack[ClipOptions]``), so a misspelled option is an error naming them. To add a dataset, write a module like ``jigsaws.py`` and
 declare its class under ``[project.entry-points."vidio.datasets"]``.
 """
 

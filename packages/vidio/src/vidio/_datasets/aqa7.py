@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from .._errors import DatasetError
 from .._sampling import UniformSampler
-from .base import ClipDataset, ClipRecord, check_split, video_index
+from .base import ClipDataset, ClipOptions, ClipRecord, check_split, video_index
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:
+    from typing_extensions import Unpack
 
 
 class AQA7(ClipDataset):
@@ -27,7 +32,7 @@ class AQA7(ClipDataset):
     Actions 1..6 are diving, gym_vault, ski_big_air, snowboard_big_air, sync_diving_3m and
     sync_diving_10m. Items carry ``action``. ``score_range`` spans the scores of the chosen
     actions in both splits; ``action_score_ranges`` gives each action's. Reading the
-    ``.mat`` files needs scipy (``pip install 'vidio[aqa7]'``).
+    ``.mat`` files needs scipy (``pip install 'localkit-vidio[aqa7]'``).
 
     Args:
         root: dataset folder.
@@ -35,7 +40,7 @@ class AQA7(ClipDataset):
         actions: action names (or numbers 1..6) to include; ``None`` for all six.
         layout: ``"auto"``, ``"videos"`` or ``"frames"``.
         num_frames: frames spread uniformly over each sample (103).
-        frame_size, crop_size, hflip, **kwargs: see :class:`ClipDataset`.
+        frame_size, crop_size, hflip: see :class:`ClipDataset`; ``**kwargs``: its :class:`ClipOptions`.
 
     Example:
         >>> dives = vidio.AQA7("data/AQA-7", "train", actions=["diving"])  # doctest: +SKIP
@@ -54,7 +59,7 @@ class AQA7(ClipDataset):
         frame_size: tuple[int, int] | None = None,
         crop_size: int | Sequence[int] | None = 224,
         hflip: bool = True,
-        **kwargs: Any,
+        **kwargs: Unpack[ClipOptions],
     ):
         root = os.fspath(root)
         check_split("AQA-7", split, ("train", "test"))
@@ -122,7 +127,9 @@ def _read_aqa7_split(root: str, split: str) -> list[tuple[int, int, float]]:
     try:
         from scipy.io import loadmat
     except ImportError as exc:
-        raise ImportError(f"reading AQA-7's '{path}' needs scipy: pip install 'vidio[aqa7]'") from exc
+        raise ImportError(
+            f"reading AQA-7's '{path}' needs scipy: pip install 'localkit-vidio[aqa7]'"
+        ) from exc
     try:
         table = np.asarray(loadmat(path)[f"consolidated_{split}_list"], dtype=np.float64)
     except Exception as exc:  # scipy raises several types for damaged or unexpected files

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -80,6 +80,19 @@ def _default_transform(
     return Compose(steps)
 
 
+class ClipOptions(TypedDict, total=False):
+    """The :class:`ClipDataset` options every built-in dataset passes on (see there)."""
+
+    sampler: Callable[..., np.ndarray]
+    transform: Callable[..., torch.Tensor]
+    mean: Sequence[float]
+    std: Sequence[float]
+    backend: str
+    threads: int
+    timeout: float
+    check_files: bool
+
+
 class ClipDataset(torch.utils.data.Dataset):
     """Scored clips from videos (or frame folders): the machinery behind every vidio dataset.
 
@@ -100,7 +113,6 @@ class ClipDataset(torch.utils.data.Dataset):
         backend, threads, timeout: passed to :func:`vidio.open`.
         check_files: fail at construction when sources are missing.
         layout_hint: how sources should be laid out, quoted when some are missing.
-        **kwargs: ignored (the ``vidio.datasets`` contract).
 
     Raises:
         DatasetError: no records, inconsistent judge scores, or missing sources.
@@ -131,7 +143,6 @@ class ClipDataset(torch.utils.data.Dataset):
         timeout: float = DEFAULT_TIMEOUT,
         check_files: bool = True,
         layout_hint: str = "",
-        **kwargs: Any,
     ):
         self.records = list(records)
         if not self.records:

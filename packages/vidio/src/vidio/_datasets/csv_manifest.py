@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from .._errors import DatasetError
 from .._sampling import UniformSampler
-from .base import ClipDataset, ClipRecord
+from .base import ClipDataset, ClipOptions, ClipRecord
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:
+    from typing_extensions import Unpack
 
 
 class CSVDataset(ClipDataset):
@@ -34,7 +40,7 @@ class CSVDataset(ClipDataset):
         split: the split to load.
         num_frames: frames spread uniformly over each sample (when no ``sampler`` is given).
         score_range, judge_range: defaults are the min and max found in the manifest.
-        frame_size, crop_size, hflip, **kwargs: see :class:`ClipDataset`.
+        frame_size, crop_size, hflip: see :class:`ClipDataset`; ``**kwargs``: its :class:`ClipOptions`.
 
     Example:
         >>> data = vidio.CSVDataset("my_scores.csv", "train", num_frames=32)  # doctest: +SKIP
@@ -51,7 +57,7 @@ class CSVDataset(ClipDataset):
         frame_size: tuple[int, int] | None = None,
         crop_size: int | Sequence[int] | None = 224,
         hflip: bool = False,
-        **kwargs: Any,
+        **kwargs: Unpack[ClipOptions],
     ):
         root = os.fspath(root)
         manifest = os.path.join(root, f"{split}.csv") if os.path.isdir(root) else root

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from .._errors import DatasetError
 from .._safepickle import load_pickle
 from .._sampling import UniformSampler
-from .base import ClipDataset, ClipRecord, check_split, first_existing, video_index
+from .base import ClipDataset, ClipOptions, ClipRecord, check_split, first_existing, video_index
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:
+    from typing_extensions import Unpack
 
 
 class JIGSAWS(ClipDataset):
@@ -36,7 +42,7 @@ class JIGSAWS(ClipDataset):
         view: camera (1 = left, the view the reference uses).
         layout: ``"auto"``, ``"videos"`` or ``"frames"``.
         labels, splits: override the annotation paths.
-        num_frames, frame_size, crop_size, hflip, **kwargs: see :class:`ClipDataset`.
+        num_frames, frame_size, crop_size, hflip: see :class:`ClipDataset`; ``**kwargs``: its :class:`ClipOptions`.
 
     Example:
         >>> test = vidio.JIGSAWS("data/JIGSAWS", "test", fold=2, task="Suturing")  # doctest: +SKIP
@@ -61,7 +67,7 @@ class JIGSAWS(ClipDataset):
         frame_size: tuple[int, int] | None = None,
         crop_size: int | Sequence[int] | None = 224,
         hflip: bool = False,
-        **kwargs: Any,
+        **kwargs: Unpack[ClipOptions],
     ):
         root = os.fspath(root)
         check_split("JIGSAWS", split, ("train", "test"))

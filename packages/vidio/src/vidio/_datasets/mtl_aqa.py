@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +12,12 @@ import numpy as np
 from .._errors import DatasetError
 from .._safepickle import load_pickle
 from .._sampling import ClipSampler, RandomShift, SegmentSampler
-from .base import ClipDataset, ClipRecord, check_split, first_existing, video_index
+from .base import ClipDataset, ClipOptions, ClipRecord, check_split, first_existing, video_index
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:
+    from typing_extensions import Unpack
 
 
 class MTLAQA(ClipDataset):
@@ -39,7 +45,7 @@ class MTLAQA(ClipDataset):
         window, segments, segment_length: temporal layout (103, 10, 16 in the reference).
         temporal_shift: ``(low, high)`` training shift; ``None`` picks the reference one.
         frame_size: decode-time resize, ``(256, 455)`` as in the reference.
-        crop_size, hflip, **kwargs: see :class:`ClipDataset`.
+        crop_size, hflip: see :class:`ClipDataset`; ``**kwargs``: its :class:`ClipOptions`.
 
     Example:
         >>> train = vidio.MTLAQA("data/MTL-AQA", "train")  # doctest: +SKIP
@@ -64,7 +70,7 @@ class MTLAQA(ClipDataset):
         frame_size: tuple[int, int] | None = (256, 455),
         crop_size: int | Sequence[int] | None = 224,
         hflip: bool = True,
-        **kwargs: Any,
+        **kwargs: Unpack[ClipOptions],
     ):
         root = os.fspath(root)
         check_split("MTL-AQA", split, ("train", "test"))

@@ -8,14 +8,16 @@ from typing import Any
 
 import torch
 
+from localkit_registry import Registry
+
 from .._decoders import DECODERS
-from .._registry import Registry
 
 DATASETS = Registry(
     "vidio.datasets",
-    owner="vidio",
+    owner="localkit-vidio",
     kind="dataset",
     hint="Built-in datasets are 'mtl-aqa', 'jigsaws', 'aqa-7' and 'csv'.",
+    contract="factory(root, split, **options)",
 )
 
 
@@ -51,13 +53,13 @@ def create_dataset(name: str, root: str | os.PathLike, split: str, **kw: Any) ->
 
     Raises:
         UnknownEntryError: no dataset of that name is installed.
+        OptionError: an option the dataset does not accept; the message names the accepted ones.
         DatasetError: files are missing or annotations are malformed.
 
     Example:
         >>> train = vidio.create_dataset("jigsaws", "data/JIGSAWS", "train", fold=0)  # doctest: +SKIP
     """
-    factory = DATASETS.load(name)
-    return factory(root=root, split=split, **kw)
+    return DATASETS.create(name, root, split, **kw)
 
 
 def provenance() -> dict[str, dict[str, dict[str, str]]]:
@@ -68,6 +70,6 @@ def provenance() -> dict[str, dict[str, dict[str, str]]]:
 
     Example:
         >>> vidio.provenance()["vidio.datasets"]["csv"]["distribution"]  # doctest: +SKIP
-        'vidio'
+        'localkit-vidio'
     """
     return {"vidio.decoders": DECODERS.provenance(), "vidio.datasets": DATASETS.provenance()}
