@@ -352,7 +352,10 @@ def test_test_split_items_are_deterministic(csv_root):
 def test_provenance_names_the_distribution(csv_root):
     vidio.create_dataset("csv", csv_root / "scores.csv", "train", crop_size=16)
     record = vidio.provenance()["vidio.datasets"]["csv"]
-    assert record["distribution"] == "localkit-vidio" and record["value"] == "vidio._datasets:CSVDataset"
+    assert (
+        record["distribution"] == "localkit-vidio"
+        and record["value"] == "vidio._datasets.csv_manifest:CSVDataset"
+    )
 
 
 @pytest.mark.parametrize(

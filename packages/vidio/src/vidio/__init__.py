@@ -12,6 +12,7 @@ Example:
 
 from importlib import metadata as _metadata
 
+from ._backend import Decoder
 from ._datasets import (
     AQA7,
     JIGSAWS,
@@ -23,7 +24,7 @@ from ._datasets import (
     list_datasets,
     provenance,
 )
-from ._decoders import Decoder, VideoReader, list_decoders
+from ._decoders import VideoReader, list_decoders
 from ._decoders import open_video as open
 from ._errors import (
     CorruptVideoError,

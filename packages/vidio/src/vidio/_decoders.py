@@ -1,4 +1,4 @@
-"""The decoder interface, its registry, and the reader every backend sits behind.
+"""The decoder registry, :func:`vidio.open`, and the reader every backend sits behind.
 
 A backend only has to turn sorted, unique, valid frame indices into uint8 RGB frames. The
 :class:`VideoReader` around it does everything that must not differ between backends:
@@ -8,16 +8,16 @@ backend failure into a :class:`~vidio.VideoError` that names the file.
 
 from __future__ import annotations
 
-import abc
 import os
 import warnings
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from localkit_registry import Registry
 
+from ._backend import DEFAULT_TIMEOUT, Decoder
 from ._errors import (
     DecoderFallbackWarning,
     FrameIndexError,
@@ -25,11 +25,11 @@ from ._errors import (
     VideoDecodeError,
     VidioError,
 )
+from ._frames import FrameFolderDecoder
 from ._probe import VideoInfo, probe
 
 DEFAULT_DECODER = "decord"
 REFERENCE_DECODER = "pyav"
-DEFAULT_TIMEOUT = 30.0
 
 DECODERS = Registry(
     "vidio.decoders",
@@ -37,57 +37,6 @@ DECODERS = Registry(
     kind="decoder",
     hint="Built-in decoders are 'decord' and 'pyav'; a plugin adds one under [project.entry-points.\"vidio.decoders\"].",
 )
-
-
-class Decoder(abc.ABC):
-    """A decoding backend for one open video; subclass it to add a backend as a plugin.
-
-    Declare the subclass in the ``vidio.decoders`` entry-point group of your distribution.
-    vidio probes the file first (:func:`vidio.probe`) and hands the backend the frame table:
-    frame ``i`` is the frame whose presentation timestamp is ``info.pts[i]``. Import the
-    backend's library inside ``__init__`` so that listing decoders stays cheap, and raise
-    :class:`~vidio.DecoderUnavailableError` naming the package to install when it is missing.
-
-    Args:
-        info: the probed video.
-        threads: decoding threads (0 lets the library decide).
-        timeout: seconds the backend may go without progress before it must give up.
-        **options: backend-specific options; unknown ones must be ignored.
-
-    Raises:
-        UnsupportedVideoError: from ``__init__`` when this backend cannot return exact frames
-            for ``info``; vidio then reads the file with PyAV and warns.
-
-    Example:
-        >>> class MyDecoder(vidio.Decoder):  # doctest: +SKIP
-        ...     name = "mine"
-        ...     def read(self, indices, size):
-        ...         return my_library.frames(self.info.path, indices, size)
-    """
-
-    name: ClassVar[str] = ""
-
-    def __init__(
-        self, info: VideoInfo, *, threads: int = 0, timeout: float = DEFAULT_TIMEOUT, **options: Any
-    ):
-        self.info = info
-        self.threads = threads
-        self.timeout = timeout
-
-    @abc.abstractmethod
-    def read(self, indices: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-        """Decode frames.
-
-        Args:
-            indices: int64 frame indices, sorted, unique, each in ``[0, info.num_frames)``.
-            size: ``(height, width)`` to scale to while decoding, or ``None`` for the stored size.
-
-        Returns:
-            uint8 array ``(len(indices), height, width, 3)`` in RGB order.
-        """
-
-    def close(self) -> None:  # noqa: B027 - closing is optional for backends that hold nothing
-        """Release files and decoder state."""
 
 
 def list_decoders(pattern: str | Iterable[str] = "*", exclude: str | Iterable[str] = ()) -> list[str]:
@@ -147,8 +96,6 @@ def open_video(
         raise ValueError(f"output must be 'numpy' or 'torch', not {output!r}")
     info = probe(path)
     if info.is_frame_folder:
-        from ._frames import FrameFolderDecoder
-
         decoder: Decoder = FrameFolderDecoder(info, threads=threads, timeout=timeout)
     else:
         decoder = _create_decoder(backend or DEFAULT_DECODER, info, threads=threads, timeout=timeout)

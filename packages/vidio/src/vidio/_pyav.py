@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._decoders import DEFAULT_TIMEOUT, Decoder
+from ._backend import DEFAULT_TIMEOUT, Decoder
 from ._errors import VideoDecodeError
 from ._probe import VideoInfo
 
