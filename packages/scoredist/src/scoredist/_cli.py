@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Subset, default_collate
 from tqdm.auto import tqdm
@@ -224,8 +225,10 @@ def training_annotations(
             (item["id"], item["score"], item.get("judge_scores"))
             for item in tqdm(items, total=len(dataset), desc="reading the training scores", leave=False)
         ]
-    rows = [row for row in rows if str(row[0]) not in set(exclude)]
-    scores = as_float64([float(score) for _, score, _ in rows])
+    left_out = set(exclude)
+    rows = [row for row in rows if str(row[0]) not in left_out]
+    # np.asarray keeps a float32 score float32, so that it is read as the decimal it prints as
+    scores = as_float64(np.asarray([np.asarray(score) for _, score, _ in rows]))
     if not rows or any(judges is None for _, _, judges in rows):
         return scores, None
     return scores, as_float64([as_float64(judges).tolist() for _, _, judges in rows])
