@@ -342,7 +342,11 @@ def _probe_folder(path: str, signature: tuple[int, ...]) -> VideoInfo:
         )
     for entry in entries:
         # A FIFO among the frames would block the read of that frame forever: refuse the folder now.
-        if not entry.is_file():
+        try:
+            regular = entry.is_file()
+        except OSError:  # a symbolic link loop
+            regular = False
+        if not regular:
             try:
                 problem = _files.not_regular(_files.stat_path(entry.path).st_mode)
             except _files.PathProblem as exc:

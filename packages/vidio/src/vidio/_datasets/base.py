@@ -15,6 +15,7 @@ the generator with the item index alone, so evaluation sees the same clips every
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -22,6 +23,7 @@ from typing import Any, TypedDict
 import numpy as np
 import torch
 
+from .. import _files
 from .._backend import DEFAULT_TIMEOUT
 from .._decoders import open_video
 from .._errors import DatasetError
@@ -209,9 +211,25 @@ class ClipDataset(torch.utils.data.Dataset):
 
 
 def _check_sources(name: str, records: Sequence[ClipRecord], layout_hint: str) -> None:
-    missing = [r.source for r in records if not os.path.exists(r.source)]
+    missing, unusable = [], []
+    for record in records:
+        try:
+            mode = _files.stat_path(record.source).st_mode
+        except _files.PathProblem as exc:
+            if exc.missing:
+                missing.append(f"'{record.source}'")
+            else:
+                unusable.append(f"'{record.source}' ({exc.reason})")
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            unusable.append(f"'{record.source}' (it is not a video file or folder but {_files.kind(mode)})")
+    if unusable:
+        raise DatasetError(
+            f"{name}: {len(unusable)} of {len(records)} videos or frame folders cannot be read: "
+            + ", ".join(unusable[:3])
+        )
     if missing:
-        shown = ", ".join(f"'{m}'" for m in missing[:3])
+        shown = ", ".join(missing[:3])
         raise DatasetError(
             f"{name}: {len(missing)} of {len(records)} videos or frame folders are missing (e.g. {shown}). "
             + (f"Expected layout: {layout_hint}. " if layout_hint else "")
