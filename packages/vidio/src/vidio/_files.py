@@ -41,6 +41,10 @@ class PathProblem(Exception):
         self.missing = missing
 
 
+class FileTooLarge(PathProblem):
+    """The file is larger than the caller allows."""
+
+
 def kind(mode: int) -> str:
     """What a ``stat`` mode says the path is, in words ("a FIFO (named pipe)", ...)."""
     if stat.S_ISDIR(mode):
@@ -110,11 +114,11 @@ def open_regular(path: str, buffering: int = -1) -> BinaryIO:
 
 
 def read_regular(path: str, limit: int | None = None) -> bytes:
-    """All bytes of a regular file; :class:`PathProblem` if larger than ``limit`` or changed while read."""
+    """All bytes of a regular file; :class:`FileTooLarge` above ``limit``, :class:`PathProblem` if it changed."""
     with open_regular(path, buffering=0) as file:
         size = os.fstat(file.fileno()).st_size
         if limit is not None and size > limit:
-            raise PathProblem(f"it is {size} bytes, more than the {limit} bytes allowed")
+            raise FileTooLarge(f"it is {size} bytes, more than the {limit} bytes allowed")
         data = file.read()
     if len(data) != size:
         raise changed(f"it was {size} bytes when opened and {len(data)} bytes could be read")
