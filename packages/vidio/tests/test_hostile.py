@@ -417,3 +417,436 @@ def test_property_plain_data_loads_as_with_pickle_within_the_estimate(value, pro
     )
     assert same(loaded, pickle.loads(data))
     assert peak <= charged
+
+
+# --- annotations are validated on load ------------------------------------------------------------
+
+MTL_INFO = DATA / "mtl_aqa" / "info"
+
+
+def test_mtl_aqa_refuses_the_impossible_judge_score_of_the_real_dive_04_49():
+    annotations = MTL_INFO / "augmented_final_annotations_dict.pkl"
+    with pytest.raises(
+        vidio.DatasetError,
+        match=rf"MTL-AQA: '{re.escape(str(annotations))}' dive '04_49': judge_scores \(item 4 of 7: 45\) should be "
+        r"a flat list or 1-D array of finite numbers in 0\.\.10, got \[2\.5, 4\.0, 4\.0, 45\.0, 3\.5, 5\.0, 4\.0\]; "
+        r"correct the annotation or leave the dive out with exclude=\['04_49'\]",
+    ):
+        vidio.MTLAQA(DATA / "mtl_aqa", "train", layout="videos", check_files=False)
+    train = vidio.MTLAQA(DATA / "mtl_aqa", "train", layout="videos", check_files=False, exclude="04_49")
+    assert len(train) == 1058 and "04_49" not in {r.id for r in train.records}
+    with pytest.raises(vidio.DatasetError, match=r"exclude names dive '4_49', which .* does not annotate"):
+        vidio.MTLAQA(DATA / "mtl_aqa", "test", layout="videos", check_files=False, exclude=["4_49"])
+
+
+def test_the_real_annotation_files_still_load(tmp_path):
+    shared = Path("/work/shared/data/aqa")
+    roots = {"mtl_aqa": DATA / "mtl_aqa", "jigsaws": DATA / "jigsaws"}
+    if shared.is_dir():  # the shared copy, when this checkout has it, must load the same
+        (tmp_path / "info").mkdir()
+        for name in ("augmented_final_annotations_dict.pkl", "train_split_0.pkl", "test_split_0.pkl"):
+            shutil.copy(shared / "mtl_aqa" / name, tmp_path / "info" / name)
+        roots = {"mtl_aqa": tmp_path, "jigsaws": shared / "jigsaws"}
+    for split, count in (("train", 1058), ("test", 353)):
+        data = vidio.MTLAQA(roots["mtl_aqa"], split, layout="videos", check_files=False, exclude=["04_49"])
+        assert len(data) == count
+    for fold in range(4):
+        sizes = [
+            len(vidio.JIGSAWS(roots["jigsaws"], s, fold=fold, check_files=False)) for s in ("train", "test")
+        ]
+        assert sum(sizes) == 103
+
+
+def mtl_root(tmp_path: Path, entry: dict | None = None, key=(1, 2), split=None) -> Path:
+    """An MTL-AQA root with one annotated dive: a valid entry updated with ``entry``."""
+    good = {
+        "final_score": 50.0,
+        "difficulty": 2.0,
+        "judge_scores": np.full(7, 5.0),
+        "start_frame": 10,
+        "end_frame": 120,
+    }
+    table = {key: {**good, **(entry or {})}} if entry is not None or key != (1, 2) else {key: good}
+    (tmp_path / "info").mkdir(exist_ok=True)
+    (tmp_path / "info" / "final_annotations_dict.pkl").write_bytes(pickle.dumps(table))
+    (tmp_path / "info" / "test_split_0.pkl").write_bytes(pickle.dumps(split if split is not None else [key]))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"final_score": float("nan")}, r"final_score should be a finite number in 0\.\.104\.5, got nan"),
+        ({"final_score": float("inf")}, r"final_score should be a finite number in 0\.\.104\.5, got inf"),
+        ({"final_score": 120.0}, r"final_score should be a finite number in 0\.\.104\.5, got 120\.0"),
+        ({"final_score": "88.0"}, r"final_score should be a finite number in 0\.\.104\.5, got '88\.0'"),
+        ({"difficulty": 0.0}, r"difficulty should be a finite number in 1\.\.5, got 0\.0"),
+        ({"difficulty": True}, r"difficulty should be a finite number in 1\.\.5, got True"),
+        ({"judge_scores": np.array([5.0, np.nan] * 3 + [5.0])}, r"judge_scores \(item 2 of 7: nan\)"),
+        (
+            {"judge_scores": np.full((7, 1), 5.0)},
+            r"judge_scores should be a flat list or 1-D array .*got \[\[5\.0\]",
+        ),
+        ({"judge_scores": ["5"] * 7}, r"judge_scores should be a flat list or 1-D array of finite numbers"),
+        ({"judge_scores": -0.5}, r"judge_scores should be a flat list or 1-D array"),
+        ({"start_frame": 10.5}, r"start_frame \(1-based\) should be an integer of at least 1, got 10\.5"),
+        ({"start_frame": 0}, r"start_frame \(1-based\) should be an integer of at least 1, got 0"),
+        (
+            {"end_frame": 5},
+            r"end_frame \(1-based, not before start_frame\) should be an integer of at least 10",
+        ),
+    ],
+)
+def test_mtl_aqa_values_out_of_shape_or_range_name_the_file_and_the_dive(tmp_path, entry, message):
+    root = mtl_root(tmp_path, entry)
+    with pytest.raises(
+        vidio.DatasetError, match=rf"MTL-AQA: '.*final_annotations_dict\.pkl' dive '01_02': {message}"
+    ):
+        vidio.MTLAQA(root, "test", layout="videos", check_files=False)
+
+
+def test_mtl_aqa_malformed_structures_name_the_file_the_dive_and_the_expected_structure(tmp_path):
+    expected = r"a dict with final_score \(0\.\.104\.5\), difficulty \(1\.\.5\), judge_scores"
+    info = tmp_path / "info"
+    cases = [
+        (
+            {(1, 2): {"final_score": 50.0}},
+            [(1, 2)],
+            rf"dive '01_02': the annotation lacks difficulty, judge_scores, start_frame, end_frame; it should be {expected}",
+        ),
+        ({(1, 2): [50.0, 2.0]}, [(1, 2)], rf"dive '01_02': the annotation should be {expected}.*got a list"),
+        ([((1, 2), {})], [(1, 2)], r"should hold a dict \(video, dive\) -> annotation, got a list"),
+        (
+            {(1.5, 2): {}},
+            [(1, 2)],
+            r"key \(1\.5, 2\): the video number should be an integer of at least 0, got 1\.5",
+        ),
+        ({"01_02": {}}, [(1, 2)], r"key '01_02': a dive is keyed by a \(video, dive\) tuple of two integers"),
+    ]
+    for table, keys, message in cases:
+        shutil.rmtree(info, ignore_errors=True)
+        info.mkdir()
+        (info / "final_annotations_dict.pkl").write_bytes(pickle.dumps(table))
+        (info / "test_split_0.pkl").write_bytes(pickle.dumps(keys))
+        with pytest.raises(vidio.DatasetError, match=message):
+            vidio.MTLAQA(tmp_path, "test", layout="videos", check_files=False)
+    mtl_root(tmp_path, split={"keys": [(1, 2)]})
+    with pytest.raises(
+        vidio.DatasetError, match=r"test_split_0\.pkl' should hold a list of \(video, dive\) keys, got a dict"
+    ):
+        vidio.MTLAQA(tmp_path, "test", layout="videos", check_files=False)
+    mtl_root(tmp_path, split=[(1, 2), (1, 2.0)])
+    with pytest.raises(vidio.DatasetError, match=r"test_split_0\.pkl' lists dive 01_02 twice"):
+        vidio.MTLAQA(tmp_path, "test", layout="videos", check_files=False)
+    mtl_root(tmp_path, split=[(1, 2.5)])
+    with pytest.raises(
+        vidio.DatasetError,
+        match=r"test_split_0\.pkl' item 1 \(\(1, 2\.5\)\): the dive number should be an integer",
+    ):
+        vidio.MTLAQA(tmp_path, "test", layout="videos", check_files=False)
+
+
+def jigsaws_root(tmp_path: Path, labels=None, splits=None) -> Path:
+    with open(DATA / "jigsaws" / "label.pkl", "rb") as file:
+        real_labels = pickle.load(file)
+    with open(DATA / "jigsaws" / "splits.pkl", "rb") as file:
+        real_splits = pickle.load(file)
+    (tmp_path / "label.pkl").write_bytes(pickle.dumps(real_labels if labels is None else labels(real_labels)))
+    (tmp_path / "splits.pkl").write_bytes(
+        pickle.dumps(real_splits if splits is None else splits(real_splits))
+    )
+    return tmp_path
+
+
+def _set(table, key, value):
+    return {**table, key: value}
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (
+            lambda t: _set(t, "Suturing_B001", [4, 4, 3, 4, 3]),
+            r"trial 'Suturing_B001': the sub-scores should be a flat list or 1-D array of 6 finite numbers in 1\.\.5",
+        ),
+        (
+            lambda t: _set(t, "Suturing_B001", [4, 4, 3, 4, 3, 9]),
+            r"trial 'Suturing_B001': the sub-scores \(item 6 of 6: 9\)",
+        ),
+        (
+            lambda t: _set(t, "Suturing_B001", ["4", "4", "3", "4", "3", "4"]),
+            r"trial 'Suturing_B001': the sub-scores should be .*got \['4', '4'",
+        ),
+        (
+            lambda t: _set(t, "Suturing_B001", "4,4,3,4,3,4"),
+            r"the sub-scores should be a flat list or 1-D array .*got '4,4,3,4,3,4'",
+        ),
+        (
+            lambda t: _set(t, "Suturing_B001", [4, 4, 3, 4, 3, float("nan")]),
+            r"the sub-scores \(item 6 of 6: nan\)",
+        ),
+        (
+            lambda t: list(t.items()),
+            r"label\.pkl' should hold a dict trial name -> 6 sub-scores \(numbers 1\.\.5\), got a list",
+        ),
+        (lambda t: _set(t, 7, [1] * 6), r"label\.pkl' has the key 7; it should hold a dict trial name"),
+    ],
+)
+def test_jigsaws_labels_out_of_shape_or_range_name_the_file_and_the_trial(tmp_path, labels, message):
+    with pytest.raises(vidio.DatasetError, match=rf"JIGSAWS: '.*{message}"):
+        vidio.JIGSAWS(jigsaws_root(tmp_path, labels=labels), "train", check_files=False)
+
+
+@pytest.mark.parametrize(
+    ("splits", "message"),
+    [
+        (
+            lambda s: list(s.values()),
+            r"should hold a dict task -> list of folds, each a list of trial names, got a list",
+        ),
+        (
+            lambda s: _set(s, "Suturing", "B001"),
+            r"task 'Suturing': the file should hold a dict task -> list of folds",
+        ),
+        (lambda s: _set(s, "Suturing", [[1, 2]] * 4), r"task 'Suturing': the file should hold"),
+        (
+            lambda s: _set(s, "Suturing", [s["Suturing"][0]] * 4),
+            r"task 'Suturing': trial 'Suturing_\w+' is in fold 0 and fold 1",
+        ),
+    ],
+)
+def test_jigsaws_splits_of_the_wrong_structure(tmp_path, splits, message):
+    with pytest.raises(vidio.DatasetError, match=rf"JIGSAWS: '.*splits\.pkl'.*{message}"):
+        vidio.JIGSAWS(jigsaws_root(tmp_path, splits=splits), "train", check_files=False)
+
+
+@pytest.mark.parametrize("fold", [True, 1.0, "1", -1])
+def test_jigsaws_fold_must_be_an_integer(fold):
+    with pytest.raises(
+        vidio.DatasetError, match=rf"fold must be an integer in 0\.\.3, got {re.escape(repr(fold))}"
+    ):
+        vidio.JIGSAWS(DATA / "jigsaws", "train", fold=fold, check_files=False)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([[1, 1.5, 80.5]], r"row 1: the sample number should be an integer of at least 1, got 1\.5"),
+        ([[1.5, 1, 80.5]], r"row 1: the action number should be an integer of at least 1, got 1\.5"),
+        ([[7, 1, 80.5]], r"row 1: the action number should be 1\.\.6, got 7"),
+        ([[1, 1, np.nan]], r"row 1: the score should be a finite number of at least 0, got nan"),
+        ([[1, 1, -3.0]], r"row 1: the score should be a finite number of at least 0, got -3\.0"),
+        ([[1, 1, 80.5], [1, 1, 70.0]], r"row 2: sample 1 of action 1 is already in row 1"),
+    ],
+)
+def test_aqa7_rows_are_checked(tmp_path, rows, message):
+    scipy_io = pytest.importorskip("scipy.io")
+    (tmp_path / "Split_4").mkdir()
+    for split in ("train", "test"):
+        table = np.array(rows if split == "train" else [[2, 1, 10.0]], dtype=np.float64)
+        scipy_io.savemat(
+            tmp_path / "Split_4" / f"split_4_{split}_list.mat", {f"consolidated_{split}_list": table}
+        )
+    with pytest.raises(vidio.DatasetError, match=rf"AQA-7: '.*split_4_train_list\.mat' {message}"):
+        vidio.AQA7(tmp_path, "train", check_files=False)
+
+
+def test_aqa7_wrong_structures(tmp_path):
+    scipy_io = pytest.importorskip("scipy.io")
+    (tmp_path / "Split_4").mkdir()
+    path = tmp_path / "Split_4" / "split_4_train_list.mat"
+    scipy_io.savemat(path, {"rows": np.zeros((2, 3))})
+    expected = (
+        r"should hold a variable 'consolidated_train_list' of rows \(action 1\.\.6, sample number, score\)"
+    )
+    with pytest.raises(vidio.DatasetError, match=rf"{expected}; it holds \['rows'\]"):
+        vidio.AQA7(tmp_path, "train", check_files=False)
+    scipy_io.savemat(path, {"consolidated_train_list": np.array(["a", "b"])})
+    with pytest.raises(vidio.DatasetError, match=rf"{expected}, got <U1 of shape \(2,\)"):
+        vidio.AQA7(tmp_path, "train", check_files=False)
+    with pytest.raises(vidio.DatasetError, match=r"no action True"):
+        vidio.AQA7(tmp_path, "train", actions=[True], check_files=False)
+
+
+def test_records_built_by_hand_are_checked_too():
+    def build(**kw):
+        record = vidio.ClipRecord(**{"id": "a", "source": "a.mp4", "score": 5.0, **kw})
+        return vidio.ClipDataset(
+            [record],
+            sampler=vidio.UniformSampler(4),
+            score_range=(0, 10),
+            judge_range=(0, 5),
+            check_files=False,
+        )
+
+    for kw, message in [
+        (
+            {"score": float("nan")},
+            r"ClipDataset: sample 'a': the score should be a finite number in 0\.\.10, got nan",
+        ),
+        ({"score": 11.0}, r"the score should be a finite number in 0\.\.10, got 11\.0"),
+        ({"judge_scores": (1.0, 6.0)}, r"the judge scores \(item 2 of 2: 6\)"),
+        ({"difficulty": float("inf")}, r"the difficulty should be a finite number, got inf"),
+        ({"start": 1.5}, r"the first frame \(start\) should be an integer of at least 0, got 1\.5"),
+        (
+            {"start": 5, "stop": 5},
+            r"the end of its frames \(stop\) should be an integer of at least 6, got 5",
+        ),
+    ]:
+        with pytest.raises(vidio.DatasetError, match=message):
+            build(**kw)
+
+
+# --- CSV manifests --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def manifest_dir(tmp_path, long_video):
+    shutil.copy(long_video, tmp_path / "a.mp4")
+    return tmp_path
+
+
+def test_a_csv_with_a_byte_order_mark_is_accepted(manifest_dir):
+    (manifest_dir / "train.csv").write_bytes(b"\xef\xbb\xbfpath,score\r\na.mp4,7.5\r\n")
+    data = vidio.CSVDataset(manifest_dir, "train")
+    assert [(r.source, r.score) for r in data.records] == [(str(manifest_dir / "a.mp4"), 7.5)]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            b"path,score\na.mp4,7.5\na.mp4,\xff\xfe\n",
+            r"line 3 is not UTF-8 text \(byte 0xff at column 7\); save the manifest as UTF-8",
+        ),
+        ("path,score\na.mp4,7.5\n".encode("utf-16"), r"line 1 is not UTF-8 text \(byte 0xff at column 1\)"),
+        (
+            b'path,score\na.mp4,"' + b"9" * 200_000 + b'"\n',
+            r"line 2: field larger than field limit \(131072\)",
+        ),
+        (b"path,score\n" + b"x" * (2**20 + 10) + b"\n", r"line 2 is longer than 1048576 bytes"),
+        (b"path,score,path\na.mp4,1,b.mp4\n", r"line 1: the column 'path' appears twice \(columns 1 and 3\)"),
+        (
+            b"path,score,judge_1,judge_1\na.mp4,1,2,3\n",
+            r"line 1: the column 'judge_1' appears twice \(columns 3 and 4\)",
+        ),
+        (b"path,score\na.mp4,1,2\n", r"line 2 has 3 fields, the header has 2"),
+        (b"path,score,start\na.mp4,1\n", r"line 2 has 2 fields, the header has 3"),
+        (b"path,score,\na.mp4,1,oops\n", r"line 2 has the value 'oops' in a column without a name"),
+        (b"path,score\na.mp4,nan\n", r"line 2: column 'score' should be a number, got 'nan'"),
+        (b"path,score\na.mp4,inf\n", r"line 2: column 'score' should be a number, got 'inf'"),
+        (b"path,score\na.mp4,1_000\n", r"line 2: column 'score' should be a number, got '1_000'"),
+        (b'path,score\na.mp4,"7,5"\n', r"line 2: column 'score' should be a number, got '7,5'"),
+        (b"path,score\na.mp4,1e999\n", r"line 2: column 'score' should be a finite number, got inf"),
+        (
+            b"path,score,start\na.mp4,1,1.5\n",
+            r"line 2: column 'start' \(first frame\) should be an integer of at least 0, got 1\.5",
+        ),
+        (
+            b"path,score,start,end\na.mp4,1,10,10\n",
+            r"line 2: column 'end' \(one past the last frame, after start\) should be an integer of at least 11",
+        ),
+        (
+            b"path,score,difficulty\na.mp4,1,0\n",
+            r"line 2: column 'difficulty' should be a positive number, got '0'",
+        ),
+        (b"path,score,judge_1\na.mp4,1,x\n", r"line 2: column 'judge_1' should be a number, got 'x'"),
+        (b"", r"is empty; its first line should name the columns"),
+    ],
+)
+def test_csv_manifest_errors_name_the_file_and_the_line(manifest_dir, content, message):
+    (manifest_dir / "train.csv").write_bytes(content)
+    with pytest.raises(
+        vidio.DatasetError, match=rf"'{re.escape(str(manifest_dir / 'train.csv'))}'.*{message}"
+    ):
+        vidio.CSVDataset(manifest_dir, "train")
+
+
+def test_csv_scores_outside_a_given_range(manifest_dir):
+    (manifest_dir / "train.csv").write_text("path,score,judge_1\na.mp4,7.5,3\na.mp4,12,3\n")
+    with pytest.raises(
+        vidio.DatasetError, match=r"line 3: column 'score' should be a finite number in 0\.\.10, got 12\.0"
+    ):
+        vidio.CSVDataset(manifest_dir, "train", score_range=(0, 10))
+    with pytest.raises(
+        vidio.DatasetError, match=r"line 2: column 'judge_1' should be a finite number in 0\.\.2, got 3\.0"
+    ):
+        vidio.CSVDataset(manifest_dir, "train", judge_range=(0, 2))
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "loop"])
+def test_a_manifest_that_is_not_a_file(manifest_dir, kind, no_hang):
+    path = manifest_dir / "train.csv"
+    if kind == "folder":
+        path.mkdir()
+        reason = "it is a folder, not a file"
+    elif kind == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("needs named pipes")
+        os.mkfifo(path)
+        reason = r"it is not a regular file but a FIFO \(named pipe\)"
+    else:
+        path.symlink_to(path)
+        reason = "it is a symbolic link loop"
+    with pytest.raises(
+        vidio.DatasetError, match=rf"CSV manifest '{re.escape(str(path))}' cannot be read: {reason}"
+    ):
+        vidio.CSVDataset(manifest_dir, "train")
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "loop"])
+def test_annotation_pickles_that_are_not_files(tmp_path, kind, no_hang):
+    path = tmp_path / "label.pkl"
+    if kind == "folder":
+        path.mkdir()
+        reason = "it is a folder, not a file"
+    elif kind == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("needs named pipes")
+        os.mkfifo(path)
+        reason = r"it is not a regular file but a FIFO \(named pipe\)"
+    else:
+        path.symlink_to(path)
+        reason = "it is a symbolic link loop"
+    with pytest.raises(
+        vidio.DatasetError, match=rf"annotation file '{re.escape(str(path))}' cannot be read: {reason}"
+    ):
+        vidio.load_pickle(path)
+    shutil.copy(DATA / "jigsaws" / "splits.pkl", tmp_path / "splits.pkl")
+    with pytest.raises(vidio.DatasetError, match=reason):
+        vidio.JIGSAWS(tmp_path, "train", check_files=False)
+
+
+# --- where the data comes from -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "jigsaws",
+            "JIGSAWS cannot be downloaded automatically: it is released after filling in the registration form at "
+            "https://cirl.lcsr.jhu.edu/research/hmm/datasets/jigsaws_release/. Unpack it and pass that folder as the root.",
+        ),
+        (
+            "mtl-aqa",
+            "MTL-AQA has no download: its annotations and the YouTube links of the source videos are at "
+            "https://github.com/ParitoshParmar/MTL-AQA (MTL-AQA_dataset_release); fetch and cut the videos yourself, "
+            "or use MUSDL's prepared frames (https://github.com/nzl-thu/MUSDL#mtl-aqa-dataset)",
+        ),
+        (
+            "aqa-7",
+            "AQA-7 is not downloaded automatically: it is one zip file, http://rtis.oit.unlv.edu/datasets/AQA-7.zip "
+            "(listed at http://rtis.oit.unlv.edu/datasets.html), served over plain http with no published checksum.",
+        ),
+    ],
+)
+def test_a_missing_root_says_where_the_data_comes_from(tmp_path, name, message):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(
+        vidio.DatasetError,
+        match=re.escape(f"the root '{missing}' cannot be used (no such file or folder). {message}"),
+    ):
+        vidio.create_dataset(name, missing, "train")
+    with pytest.raises(vidio.DatasetError, match=re.escape(message)):
+        vidio.create_dataset(name, tmp_path, "train")  # the folder exists but holds nothing
