@@ -5,7 +5,9 @@ only the first frame. That pass yields the frame table every backend shares: fra
 the ``i``-th packet in presentation order, identified by its timestamp. It also answers the
 questions that decide whether a file can be trusted to a backend at all: is it empty, cut
 short, without timestamps, open-GOP, rotated, edited with discarded packets. FFmpeg's
-demuxers report damage as errors, so this pass fails fast and never hangs.
+demuxers report damage as errors, so this pass fails fast and never hangs; vidio opens the
+file itself and hands PyAV the open file, which ``_files`` guarantees is a regular file
+(a FIFO or device would block the open forever).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -179,7 +181,7 @@ def _probe_file(path: str, signature: tuple[int, ...]) -> VideoInfo:
         return _probe_open_file(path, file, signature)
 
 
-def _probe_open_file(path: str, file, signature: tuple[int, ...]) -> VideoInfo:
+def _probe_open_file(path: str, file: BinaryIO, signature: tuple[int, ...]) -> VideoInfo:
     import av
 
     size = signature[2]
