@@ -166,8 +166,8 @@ def test_a_file_rewritten_or_replaced_under_an_open_reader(videos, tmp_path):
     with pytest.raises(vidio.VideoDecodeError, match=r"changed while being read \(it was modified\)"):
         video.get([1])
     video = vidio.open(path, backend="pyav")
-    path.unlink()
-    path.write_bytes(data)
+    (tmp_path / "new.mp4").write_bytes(data)  # written while the old file exists: another inode
+    os.replace(tmp_path / "new.mp4", path)
     with pytest.raises(
         vidio.VideoDecodeError, match=r"changed while being read \(it was replaced by another file\)"
     ):
@@ -439,20 +439,14 @@ def test_mtl_aqa_refuses_the_impossible_judge_score_of_the_real_dive_04_49():
         vidio.MTLAQA(DATA / "mtl_aqa", "test", layout="videos", check_files=False, exclude=["4_49"])
 
 
-def test_the_real_annotation_files_still_load(tmp_path):
-    shared = Path("/work/shared/data/aqa")
-    roots = {"mtl_aqa": DATA / "mtl_aqa", "jigsaws": DATA / "jigsaws"}
-    if shared.is_dir():  # the shared copy, when this checkout has it, must load the same
-        (tmp_path / "info").mkdir()
-        for name in ("augmented_final_annotations_dict.pkl", "train_split_0.pkl", "test_split_0.pkl"):
-            shutil.copy(shared / "mtl_aqa" / name, tmp_path / "info" / name)
-        roots = {"mtl_aqa": tmp_path, "jigsaws": shared / "jigsaws"}
+def test_the_real_annotation_files_still_load():
+    """tests/data holds the real MTL-AQA and JIGSAWS annotations, byte for byte (see its README)."""
     for split, count in (("train", 1058), ("test", 353)):
-        data = vidio.MTLAQA(roots["mtl_aqa"], split, layout="videos", check_files=False, exclude=["04_49"])
+        data = vidio.MTLAQA(DATA / "mtl_aqa", split, layout="videos", check_files=False, exclude=["04_49"])
         assert len(data) == count
     for fold in range(4):
         sizes = [
-            len(vidio.JIGSAWS(roots["jigsaws"], s, fold=fold, check_files=False)) for s in ("train", "test")
+            len(vidio.JIGSAWS(DATA / "jigsaws", s, fold=fold, check_files=False)) for s in ("train", "test")
         ]
         assert sum(sizes) == 103
 
