@@ -40,7 +40,8 @@ class AQA7(ClipDataset):
 
     Actions 1..6 are diving, gym_vault, ski_big_air, snowboard_big_air, sync_diving_3m and
     sync_diving_10m. Items carry ``action``. ``score_range`` spans the scores of the chosen
-    actions in both splits; ``action_score_ranges`` gives each action's. Reading the
+    actions in this split only (the test split's scores never size the training split's
+    bins); ``action_score_ranges`` gives each action's. Reading the
     ``.mat`` files needs scipy (``pip install 'localkit-vidio[aqa7]'``).
 
     Args:
@@ -96,7 +97,7 @@ class AQA7(ClipDataset):
             records.append(ClipRecord(id=f"{action}_{name}", source=source, score=score, action=action))
         ranges = {}
         for action in chosen:
-            scores = [s for part in rows.values() for n, _, s in part if self.ACTIONS[n - 1] == action]
+            scores = [s for n, _, s in rows[split] if self.ACTIONS[n - 1] == action]
             if scores:
                 ranges[action] = (min(scores), max(scores))
         self.action_score_ranges = ranges

@@ -53,8 +53,9 @@ class CSVDataset(ClipDataset):
         root: the CSV file or the folder of ``<split>.csv`` files.
         split: the split to load.
         num_frames: frames spread uniformly over each sample (when no ``sampler`` is given).
-        score_range, judge_range: defaults are the min and max found in the manifest; when
-            given, every score (judge score) must lie within.
+        score_range, judge_range: defaults are the min and max of this split's rows (another
+            split's scores never set them); when given, every score (judge score) of the
+            manifest must lie within.
         frame_size, crop_size, hflip: see :class:`ClipDataset`; ``**kwargs``: its :class:`ClipOptions`.
 
     Example:
@@ -86,8 +87,9 @@ class CSVDataset(ClipDataset):
             for line, row in rows
         ]
         records = [r for r, keep in zip(all_records, in_split) if keep]
-        scores = [r.score for r in all_records]
-        judges = [s for r in all_records for s in (r.judge_scores or ())]
+        # ranges from this split's rows only: another split's scores never size its bins
+        scores = [r.score for r in records]
+        judges = [s for r in records for s in (r.judge_scores or ())]
         self.manifest = manifest
         super().__init__(
             records,
