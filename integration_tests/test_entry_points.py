@@ -67,6 +67,7 @@ def test_listing_shows_each_entry_with_its_distribution(run_module):
 
 def test_one_exception_hierarchy_whichever_package_raised():
     import localkit_registry
+    import localkit_runs
     import scoredist
     import splitnet
     import vidio
@@ -74,6 +75,9 @@ def test_one_exception_hierarchy_whichever_package_raised():
     for name in ("RegistryError", "UnknownEntryError", "PluginLoadError", "OptionError"):
         assert getattr(splitnet, name) is getattr(scoredist, name) is getattr(localkit_registry, name)
     assert splitnet.DuplicateEntryError is localkit_registry.DuplicateEntryError
+    for name in ("CheckpointError", "RunFolderError"):
+        assert getattr(splitnet, name) is getattr(scoredist, name) is getattr(localkit_runs, name)
+    assert issubclass(splitnet.CheckpointError, splitnet.TrainingError)
     with pytest.raises(splitnet.RegistryError):
         scoredist.create_backbone("tiny3d", widht=4)
     with pytest.raises(scoredist.RegistryError):

@@ -67,31 +67,33 @@ def test_train_musdl_end_to_end(fake_clips, tmp_path, capsys):
 
 
 def test_feature_cache_extracts_once_and_holds_out_validation(fake_clips, tmp_path, capsys):
-    argv = [
-        "train",
-        "--dataset",
-        fake_clips,
-        "--root",
-        str(tmp_path),
-        "--cache-features",
-        str(tmp_path / "cache"),
-        "--out",
-        str(tmp_path / "run"),
-        *COMMON,
-    ]
-    assert main(argv) == 0
+    def argv(run):  # each run its own folder: a folder that holds a run is not trained over
+        return [
+            "train",
+            "--dataset",
+            fake_clips,
+            "--root",
+            str(tmp_path),
+            "--cache-features",
+            str(tmp_path / "cache"),
+            "--out",
+            str(tmp_path / run),
+            *COMMON,
+        ]
+
+    assert main(argv("run1")) == 0
     assert capsys.readouterr().out.count("written to") == 2
-    assert main(argv) == 0
+    assert main(argv("run2")) == 0
     assert capsys.readouterr().out.count("read from") == 2
     # With the train features cached and the test ones not, the test features come out the
     # same: tiny3d standardises with its first batch, which must always be a training batch.
     (test_file,) = (tmp_path / "cache").glob("test-*.pt")
     before = FeatureSet.load(test_file).features
     test_file.unlink()
-    assert main(argv) == 0
+    assert main(argv("run3")) == 0
     assert "features of split 'test': written to" in capsys.readouterr().out
     torch.testing.assert_close(FeatureSet.load(test_file).features, before)
-    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    run = json.loads((tmp_path / "run3" / "run.json").read_text())
     assert run["metadata"]["validation"] == "6 samples held out of split 'train' (seed 1)"
     assert run["metadata"]["features"] == "cached (frozen backbone)"
 

@@ -7,7 +7,17 @@ import math
 import pytest
 import torch
 
-from scoredist import ClipEncoder, FeatureSet, ScoreBins, TrainConfig, cut_segments, soft_labels, train
+from localkit_runs import LOCK_NAME, CheckpointError, RunFolderError, RunLock
+from scoredist import (
+    ClipEncoder,
+    FeatureSet,
+    ScoreBins,
+    TrainConfig,
+    cut_segments,
+    load_model,
+    soft_labels,
+    train,
+)
 from scoredist._cli import _parser, build_config, main, training_annotations
 from scoredist._presets import PRESETS
 
@@ -229,3 +239,96 @@ def test_a_non_finite_test_score_is_still_an_error():
     config = TrainConfig("usdl", ScoreBins(0, 10, 11), sigma=1.0, epochs=1, batch_size=8)
     with pytest.raises(ValueError, match=r"sample '3' has a non-finite final score \(\[inf\]\)"):
         train(config, data, bad, progress=False)
+
+
+# ---- run folders: the same errors as splitnet's, from the same code (localkit-runs)
+
+
+def _features(n: int = 24) -> FeatureSet:
+    x = torch.randn(n, 6, generator=torch.Generator().manual_seed(n))
+    return FeatureSet(features=x, score=(x[:, 0] * 2 + 5).clamp(0, 10), ids=[str(i) for i in range(n)])
+
+
+def _fit(out, **kwargs):
+    data = _features()
+    config = TrainConfig("usdl", ScoreBins(0, 10, 11), sigma=1.0, epochs=2, batch_size=8)
+    return train(config, data, data, data, out=out, progress=False, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda b: b[: len(b) // 2],
+            r"last.pt is corrupt or truncated \(.*\)\. Delete it to start the run over",
+        ),
+        (lambda b: b"", r"last.pt is empty \(0 bytes\): a write was cut short\. Delete it"),
+        (lambda b: b"\x00" * len(b), r"last.pt is corrupt or truncated"),
+    ],
+    ids=["truncated", "empty", "zeroed"],
+)
+def test_resume_from_a_damaged_checkpoint_names_the_file_and_the_fix(tmp_path, damage, message):
+    out = tmp_path / "run"
+    _fit(out)
+    checkpoint = out / "last.pt"
+    checkpoint.write_bytes(damage(checkpoint.read_bytes()))
+    with pytest.raises(CheckpointError, match=message):
+        _fit(out, resume=True)
+    assert not (out / LOCK_NAME).exists()  # the lock goes with the failed run
+
+
+def test_the_cli_reports_a_truncated_checkpoint_without_a_traceback(fake_clips, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        "--dataset",
+        fake_clips,
+        "--root",
+        str(tmp_path),
+        "--out",
+        str(out),
+        "--backbone",
+        "tiny3d",
+    ]
+    argv += ["--backbone-opt", "width=4", "--score-range", "0", "30", "--bins", "31", "--sigma", "1"]
+    argv += ["--epochs", "1", "--batch-size", "8", "--no-progress"]
+    assert main(argv) == 0
+    (out / "last.pt").write_bytes((out / "last.pt").read_bytes()[:100])
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"error: checkpoint {out / 'last.pt'} is corrupt or truncated")
+        and "Traceback" not in err
+    )
+    assert main(argv) == 2  # without --resume: the folder holds a run that must not be overwritten
+    assert "already holds a run (last.pt): pass --resume to continue it, or choose another --out" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_file_that_is_not_a_scoredist_checkpoint_is_named(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    torch.save({"epoch": 1, "weights": torch.zeros(2)}, out / "last.pt")
+    with pytest.raises(
+        CheckpointError, match=r"last.pt is not a scoredist run checkpoint \(missing model, optimizer"
+    ):
+        _fit(out, resume=True)
+    with pytest.raises(CheckpointError, match=r"is not a scoredist checkpoint \(best.pt or last.pt\)"):
+        load_model(out / "last.pt")
+    (tmp_path / "cache.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="cache.pt is empty"):
+        FeatureSet.load(tmp_path / "cache.pt")
+
+
+def test_a_second_run_on_a_busy_folder_refuses_and_the_first_keeps_its_files(tmp_path):
+    out = tmp_path / "run"
+    with RunLock(out):
+        with pytest.raises(RunFolderError, match=r"run is in use by another run \(process \d+ on .*\)"):
+            _fit(out)
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+    result = _fit(out)
+    assert result.history and not (out / LOCK_NAME).exists()
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        _fit(out)

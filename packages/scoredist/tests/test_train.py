@@ -1,3 +1,4 @@
+import errno
 import json
 import math
 import os
@@ -6,6 +7,7 @@ import stat
 import pytest
 import torch
 
+from localkit_runs import CheckpointError, RunFolderError, write_json
 from scoredist import (
     PRESETS,
     ClipEncoder,
@@ -184,10 +186,10 @@ def test_checkpoints_are_written_atomically(tmp_path, data, monkeypatch):
 
     def crash(obj, handle):
         handle.write(b"half a checkpoint")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(io_module.torch, "save", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(RunFolderError, match=r"cannot write last.pt: the disk is full .*--resume"):
         train(usdl_config(epochs=2), train_set, test_set, val_set, out=tmp_path, resume=True, progress=False)
     assert (tmp_path / "last.pt").read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
@@ -196,7 +198,7 @@ def test_checkpoints_are_written_atomically(tmp_path, data, monkeypatch):
 def test_resume_refuses_a_different_configuration(tmp_path, data):
     train_set, val_set, test_set = data
     train(usdl_config(epochs=1), train_set, test_set, val_set, out=tmp_path, progress=False)
-    with pytest.raises(ValueError, match=r"different configuration \(lr: 0.001 then, 0.01 now\)"):
+    with pytest.raises(CheckpointError, match=r"different configuration \(lr: 0.001 then, 0.01 now\)"):
         train(
             usdl_config(epochs=2, lr=1e-2),
             train_set,
@@ -315,8 +317,8 @@ def test_a_bad_annotation_can_be_left_out_by_id(data):
 def test_atomic_writes_get_the_mode_of_any_new_file(tmp_path, umask):
     before = os.umask(umask)
     try:
-        io_module.atomic_write_json(tmp_path / "aqa.json", {"rho": 0.9})
-        io_module.atomic_save({"x": torch.zeros(1)}, tmp_path / "last.pt")
+        write_json(tmp_path / "aqa.json", {"rho": 0.9})
+        io_module.save_state({"x": torch.zeros(1)}, tmp_path / "last.pt")
         (tmp_path / "plain.txt").write_text("written with open()")
     finally:
         os.umask(before)

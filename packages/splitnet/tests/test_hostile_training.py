@@ -19,10 +19,10 @@ import pytest
 import torch
 
 import splitnet
+from localkit_runs import LOCK_NAME, RunLock
 from splitnet import CheckpointError, RunFolderError, TrainConfig, train
 from splitnet._checkpoint import FORMAT, load
 from splitnet._cli import main
-from splitnet._runfolder import LOCK_NAME, RunLock, atomic_write
 from splitnet._summary import summarize
 
 pytestmark = pytest.mark.hostile
@@ -287,24 +287,6 @@ class FullDisk(io.RawIOBase):
         return self.file.write(data)
 
 
-def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
-    path = tmp_path / "checkpoint.pt"
-    path.write_bytes(b"the previous checkpoint")
-    with pytest.raises(
-        RunFolderError, match=rf"{re.escape(str(tmp_path))}: cannot write checkpoint.pt: the disk"
-    ):
-        atomic_write(path, lambda f: torch.save({"w": torch.zeros(10_000)}, FullDisk(f, 500)))
-
-    def interrupted(f):
-        f.write(b"half")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write(path, interrupted)
-    assert path.read_bytes() == b"the previous checkpoint"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
-
-
 def test_disk_full_at_an_epoch_end_then_resume_ends_like_an_uninterrupted_run(
     tmp_path, monkeypatch, straight
 ):
@@ -353,7 +335,7 @@ def test_resume_after_a_mid_epoch_kill_reports_the_whole_epoch(tmp_path, monkeyp
     assert (state["epoch"], state["samples_in_epoch"], state["epoch_tally"]["steps"]) == (1, 32, 2)
     # a kill -9 leaves the lock of a process that no longer exists
     (run / LOCK_NAME).write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
-    with caplog.at_level(logging.WARNING, logger="splitnet._runfolder"):
+    with caplog.at_level(logging.WARNING, logger="localkit_runs"):
         train(config(tmp_path, checkpoint_every=1, resume=True))
     assert "which no longer runs; taking the run folder over" in caplog.text
     assert not (run / LOCK_NAME).exists()
@@ -369,7 +351,7 @@ def test_resume_after_a_mid_epoch_kill_reports_the_whole_epoch(tmp_path, monkeyp
 
 HOLD = textwrap.dedent("""
     import sys, time
-    from splitnet._runfolder import RunLock
+    from localkit_runs import RunLock
     RunLock(sys.argv[1]).acquire()
     print("held", flush=True)
     time.sleep(300)
@@ -390,23 +372,12 @@ def test_a_second_run_on_a_busy_folder_refuses_and_a_dead_holders_lock_is_taken_
     finally:
         holder.kill()
         holder.wait()
-    with caplog.at_level(logging.WARNING, logger="splitnet._runfolder"):
+    with caplog.at_level(logging.WARNING, logger="localkit_runs"):
         lock = RunLock(folder).acquire()
     assert f"process {holder.pid} on {host}, which no longer runs" in caplog.text
     assert json.loads((folder / LOCK_NAME).read_text())["pid"] == os.getpid()
     lock.release()
     assert not (folder / LOCK_NAME).exists()
-
-
-def test_a_lock_from_another_host_or_unreadable_is_never_taken_over(tmp_path):
-    folder = tmp_path / "run"
-    folder.mkdir()
-    (folder / LOCK_NAME).write_text(json.dumps({"pid": dead_pid(), "host": "elsewhere"}))
-    with pytest.raises(RunFolderError, match=r"on elsewhere\): wait for it to finish .*delete .*run.lock"):
-        RunLock(folder).acquire()
-    (folder / LOCK_NAME).write_text("")
-    with pytest.raises(RunFolderError, match="a process whose lock file cannot be read"):
-        RunLock(folder).acquire()
 
 
 def test_a_torchrun_on_a_busy_folder_stops_every_rank_at_once(tmp_path):

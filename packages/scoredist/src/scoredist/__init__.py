@@ -16,6 +16,7 @@ Example:
 from importlib.metadata import PackageNotFoundError, version
 
 from localkit_registry import ContractError, OptionError, PluginLoadError, RegistryError, UnknownEntryError
+from localkit_runs import CheckpointError, RunFolderError
 
 from ._bins import ScoreBins
 from ._data import Dive, mtl_aqa_dives
@@ -35,6 +36,7 @@ except PackageNotFoundError:
 
 __all__ = [
     "PRESETS",
+    "CheckpointError",
     "ClipEncoder",
     "ContractError",
     "Dive",
@@ -44,6 +46,7 @@ __all__ = [
     "PluginLoadError",
     "Preset",
     "RegistryError",
+    "RunFolderError",
     "ScoreBins",
     "ScoreDistributionHead",
     "ScoreModel",

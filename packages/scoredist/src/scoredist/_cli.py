@@ -17,11 +17,11 @@ from torch.utils.data import Subset, default_collate
 from tqdm.auto import tqdm
 
 from localkit_registry import RegistryError, accepted_options
+from localkit_runs import RunError, write_json
 
 from ._bins import DECODE_METHODS, ScoreBins
 from ._features import ClipEncoder, FeatureSet, cached_features, extract_features
 from ._heads import KL_REDUCTIONS
-from ._io import atomic_write_json
 from ._plugins import BACKBONES, DATASETS, create_backbone, create_dataset, provenance
 from ._presets import PRESETS, Preset
 from ._protocol import kfold_summary, split_validation
@@ -497,7 +497,7 @@ def _train_command(args: argparse.Namespace) -> None:
         print(_report(result.summary))
         results.append(result)
     average = kfold_summary([r.history for r in results], results[0].summary["metric"])
-    atomic_write_json(out / "summary.json", {"folds": [r.summary for r in results], "average": average})
+    write_json(out / "summary.json", {"folds": [r.summary for r in results], "average": average})
     last = average["last_epochs_mean"]
     print(
         f"{folds}-fold average test rho: {average['val_selected']['spearman']:.4f} (epochs chosen on validation), "
@@ -597,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ._demo import run_demo
 
             run_demo(args.out, seed=args.seed, quick=args.quick)
-    except (ValueError, RegistryError, FileNotFoundError, ImportError) as exc:
+    except (ValueError, RegistryError, RunError, FileNotFoundError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -26,9 +26,10 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from localkit_runs import write_json, write_text
+
 from ._data import Dive, mtl_aqa_dives
 from ._features import ClipEncoder
-from ._io import atomic_write_json, atomic_write_text
 from ._plugins import DATASETS, create_backbone, create_dataset, provenance
 from ._presets import PRESETS
 from ._protocol import split_validation
@@ -345,7 +346,7 @@ def _run(out: Path, seed: int, quick: bool) -> dict[str, Any]:
         "machine": {**machine, "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
         "note": NOTE,
     }
-    atomic_write_json(out / "aqa.json", report)
+    write_json(out / "aqa.json", report)
     _plot(histories, out / "aqa.png")
     command = "python -m scoredist demo --out " + str(out) + (" --quick" if quick else "")
     markdown = [
@@ -373,7 +374,7 @@ def _run(out: Path, seed: int, quick: bool) -> dict[str, Any]:
         "![training curves](aqa.png)",
         "",
     ]
-    atomic_write_text(out / "aqa.md", "\n".join(markdown))
+    write_text(out / "aqa.md", "\n".join(markdown))
     print()
     print("\n".join(table))
     print()

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ._io import atomic_save
+from ._io import load_state, save_state
 
 
 def _positive(name: str, value: Any) -> int:
@@ -190,12 +190,12 @@ class FeatureSet(Dataset):
 
     def save(self, path: Path, meta: Mapping[str, Any] | None = None) -> None:
         """Write the set atomically (``torch.save`` of tensors, strings and ``meta``)."""
-        atomic_save({"meta": dict(meta or {}), **self.__dict__}, path)
+        save_state({"meta": dict(meta or {}), **self.__dict__}, path)
 
     @classmethod
     def load(cls, path: Path) -> FeatureSet:
         """Read a set written by :meth:`save` (tensors and strings only: ``weights_only``)."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_state(path, "a cached feature set", ("features", "score", "ids"))
         state.pop("meta", None)
         return cls(**state)
 

@@ -1,52 +1,39 @@
-"""Atomic file writes: a crash leaves the previous file or the new one, never half of one."""
+"""Tensor files of runs and feature caches, written and read through localkit-runs.
+
+Writes are atomic (a crash leaves the previous file or the new one, never half of one);
+a file that cannot be read (empty, truncated, corrupt) is a ``CheckpointError`` naming
+it, the same error splitnet gives, because both use localkit-runs.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-
-def _file_mode() -> int:
-    """The mode ``open()`` gives a new file: 0o666 less the process's umask."""
-    # The umask can only be read by setting it; set it straight back.
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
+from localkit_runs import CheckpointError, atomic_write, make_folder, read_checkpoint
 
 
-def _atomic(path: Path, write: Any) -> None:
+def save_state(obj: Any, path: Path) -> None:
+    """``torch.save(obj)`` to ``path`` atomically, creating its folder."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            # mkstemp makes the file private (0600); the file it becomes should get the
-            # mode of any other new file here.
-            os.fchmod(handle.fileno(), _file_mode())
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    make_folder(path.parent)
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file next to ``path``, then rename it over ``path``."""
-    _atomic(path, lambda handle: torch.save(obj, handle))
+def load_state(path: Path, what: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """A dict written by :func:`save_state`, read without running code, holding ``keys``.
 
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    _atomic(path, lambda handle: handle.write(text.encode("utf-8")))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    Raises:
+        CheckpointError: the file is missing, empty, truncated or corrupt, or is not ``what``
+            (a dict with ``keys``).
+    """
+    state = read_checkpoint(path, lambda p: torch.load(p, map_location="cpu", weights_only=True))
+    missing = [key for key in keys if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise CheckpointError(
+            f"{path} is not {what} (missing {', '.join(missing)}): pass a file that scoredist wrote, "
+            "or delete it to start over"
+        )
+    return state

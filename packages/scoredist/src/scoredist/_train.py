@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata as importlib_metadata
 import json
 import math
@@ -18,9 +19,19 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from localkit_runs import (
+    METRICS_NAME,
+    CheckpointError,
+    RunFolderError,
+    RunLock,
+    make_folder,
+    record_metrics,
+    write_json,
+)
+
 from ._bins import DECODE_METHODS, ScoreBins
 from ._heads import KL_REDUCTIONS, PAPER_HIDDEN, MUSDLHead, USDLHead, kl_loss
-from ._io import atomic_save, atomic_write_json, atomic_write_text
+from ._io import load_state, save_state
 from ._metrics import evaluate
 from ._protocol import LOWER_IS_BETTER, selection_key, summarize
 from ._rules import apply_rule, as_float64
@@ -28,7 +39,7 @@ from ._rules import apply_rule, as_float64
 METHODS = ("usdl", "musdl")
 CHECKPOINT = "last.pt"
 BEST = "best.pt"
-METRICS = "metrics.jsonl"
+METRICS = METRICS_NAME
 SELECT_METRICS = ("spearman", *sorted(LOWER_IS_BETTER))
 
 
@@ -352,15 +363,19 @@ def _versions() -> dict[str, str]:
     return out
 
 
+_RUN_KEYS = ("epoch", "model", "optimizer", "history", "best", "config", "head")
+_MODEL_KEYS = ("model", "config", "head")
+
+
 def _resume(
     out_dir: Path, config: TrainConfig, model: ScoreModel, optimizer: torch.optim.Optimizer
 ) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
-    state = torch.load(out_dir / CHECKPOINT, map_location="cpu", weights_only=True)
+    state = load_state(out_dir / CHECKPOINT, "a scoredist run checkpoint", _RUN_KEYS)
     theirs = {k: v for k, v in json.loads(json.dumps(state["config"])).items() if k != "epochs"}
     ours = {k: v for k, v in json.loads(json.dumps(config.to_dict())).items() if k != "epochs"}
     if theirs != ours:
         changed = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-        raise ValueError(
+        raise CheckpointError(
             f"cannot resume the run in {out_dir}: it was started with a different configuration "
             f"({', '.join(f'{k}: {theirs.get(k)!r} then, {ours.get(k)!r} now' for k in changed)}); "
             f"use the same options or a new output folder"
@@ -408,8 +423,12 @@ def train(
 
     Raises:
         ValueError: an empty split, items without the keys the method needs, a rule whose
-            judge count does not match, scores outside the bins or NaN, a backbone with the
-            wrong output shape, or resuming a run with a different configuration.
+            judge count does not match, scores outside the bins or NaN, or a backbone with the
+            wrong output shape.
+        localkit_runs.CheckpointError: ``last.pt`` is empty, truncated or corrupt, or was
+            written with a different configuration (each difference named).
+        localkit_runs.RunFolderError: ``out`` is in use by another run, already holds a run
+            and ``resume`` is false, or cannot be written (disk full, read-only, ...).
 
     Example:
         >>> x = torch.randn(40, 8)
@@ -437,79 +456,87 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     out_dir = Path(out) if out is not None else None
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"epoch": None, "key": None}
-    start, resumed_from = 0, None
-    if out_dir is not None and resume and (out_dir / CHECKPOINT).exists():
-        history, best, start = _resume(out_dir, config, model, optimizer)
-        resumed_from = start
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(
-            out_dir / "run.json",
-            {"config": config.to_dict(), "metadata": dict(metadata or {}), "versions": _versions()},
-        )
-        atomic_write_text(out_dir / METRICS, "".join(json.dumps(r) + "\n" for r in history))
+    # one run per folder: a second train() on it refuses to start (localkit-runs' run.lock)
+    with RunLock(out_dir) if out_dir is not None else contextlib.nullcontext():
+        history: list[dict[str, Any]] = []
+        best: dict[str, Any] = {"epoch": None, "key": None}
+        start, resumed_from = 0, None
+        if out_dir is not None and not resume and (out_dir / CHECKPOINT).exists():
+            raise RunFolderError(
+                f"{out_dir} already holds a run ({CHECKPOINT}): pass --resume to continue it, "
+                "or choose another --out"
+            )
+        if out_dir is not None and resume and (out_dir / CHECKPOINT).exists():
+            history, best, start = _resume(out_dir, config, model, optimizer)
+            resumed_from = start
+        if out_dir is not None:
+            make_folder(out_dir)
+            write_json(
+                out_dir / "run.json",
+                {"config": config.to_dict(), "metadata": dict(metadata or {}), "versions": _versions()},
+            )
 
-    splits = [("val", val_set), ("test", test_set)] if val_set is not None else [("test", test_set)]
-    for epoch in range(start, config.epochs):
-        generator = _seed_epoch(config.seed, epoch)
-        tag = f"{config.method} {epoch + 1}/{config.epochs}"
-        records = [
-            {
-                "epoch": epoch,
-                "split": "train",
-                **_run_split(model, config, train_set, f"{tag} train", progress, optimizer, generator),
-            }
-        ]
-        for name, dataset in splits:
-            records.append(
+        splits = [("val", val_set), ("test", test_set)] if val_set is not None else [("test", test_set)]
+        for epoch in range(start, config.epochs):
+            generator = _seed_epoch(config.seed, epoch)
+            tag = f"{config.method} {epoch + 1}/{config.epochs}"
+            records = [
                 {
                     "epoch": epoch,
-                    "split": name,
-                    **_run_split(model, config, dataset, f"{tag} {name}", progress),
+                    "split": "train",
+                    **_run_split(model, config, train_set, f"{tag} train", progress, optimizer, generator),
                 }
-            )
-        history += records
-        if log is not None:
-            log(
-                f"epoch {epoch + 1}/{config.epochs}  "
-                + "  ".join(f"{r['split']} loss {r['loss']:.4f} rho {r['spearman']:.4f}" for r in records)
-            )
-        if out_dir is None:
-            continue
-        with open(out_dir / METRICS, "a", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(r) + "\n" for r in records)
-        if val_set is not None:
-            key = selection_key(records[1], config.select_metric)
-            if best["epoch"] is None or key > best["key"]:
-                best = {"epoch": epoch, "key": key}
-                atomic_save(
+            ]
+            for name, dataset in splits:
+                records.append(
                     {
                         "epoch": epoch,
-                        "model": model.state_dict(),
-                        "config": config.to_dict(),
-                        "head": head_shape,
-                    },
-                    out_dir / BEST,
+                        "split": name,
+                        **_run_split(model, config, dataset, f"{tag} {name}", progress),
+                    }
                 )
-        atomic_save(
-            {
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "history": history,
-                "best": best,
-                "config": config.to_dict(),
-                "head": head_shape,
-            },
-            out_dir / CHECKPOINT,
-        )
+            history += records
+            if log is not None:
+                log(
+                    f"epoch {epoch + 1}/{config.epochs}  "
+                    + "  ".join(f"{r['split']} loss {r['loss']:.4f} rho {r['spearman']:.4f}" for r in records)
+                )
+            if out_dir is None:
+                continue
+            # an epoch logged before a crash and trained again after --resume replaces its lines
+            record_metrics(out_dir, *records)
+            if val_set is not None:
+                key = selection_key(records[1], config.select_metric)
+                if best["epoch"] is None or key > best["key"]:
+                    best = {"epoch": epoch, "key": key}
+                    save_state(
+                        {
+                            "epoch": epoch,
+                            "model": model.state_dict(),
+                            "config": config.to_dict(),
+                            "head": head_shape,
+                        },
+                        out_dir / BEST,
+                    )
+            save_state(
+                {
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "history": history,
+                    "best": best,
+                    "config": config.to_dict(),
+                    "head": head_shape,
+                },
+                out_dir / CHECKPOINT,
+            )
 
-    summary = summarize(history, config.select_metric)
-    if out_dir is not None:
-        atomic_write_json(out_dir / "summary.json", summary)
-    return TrainResult(model=model, history=history, summary=summary, out=out_dir, resumed_from=resumed_from)
+        summary = summarize(history, config.select_metric)
+        if out_dir is not None:
+            write_json(out_dir / "summary.json", summary)
+        return TrainResult(
+            model=model, history=history, summary=summary, out=out_dir, resumed_from=resumed_from
+        )
 
 
 def load_model(path: str | Path, encoder: nn.Module | None = None) -> tuple[ScoreModel, TrainConfig]:
@@ -522,7 +549,7 @@ def load_model(path: str | Path, encoder: nn.Module | None = None) -> tuple[Scor
     Returns:
         ``(model, config)`` with the model in eval mode.
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_state(path, "a scoredist checkpoint (best.pt or last.pt)", _MODEL_KEYS)
     config = TrainConfig.from_dict(state["config"])
     model = ScoreModel(_make_head(config, **state["head"]), encoder)
     model.load_state_dict(state["model"])

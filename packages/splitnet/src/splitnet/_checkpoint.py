@@ -21,9 +21,10 @@ from pathlib import Path
 
 import torch
 
+from localkit_runs import atomic_write, read_checkpoint
+
 from ._config import TrainConfig
 from ._errors import CheckpointError
-from ._runfolder import atomic_write
 
 FORMAT = 2
 # settings that define what is trained: a checkpoint only resumes a run that agrees on them
@@ -84,7 +85,7 @@ class Checkpoint:
     epoch_tally: dict | None = None
 
     def save(self, path: Path) -> None:
-        """Write the checkpoint atomically (see :func:`splitnet._runfolder.atomic_write`)."""
+        """Write the checkpoint atomically (see :func:`localkit_runs.atomic_write`)."""
         state = {"format": FORMAT, **{f.name: getattr(self, f.name) for f in fields(self)}}
         atomic_write(Path(path), lambda f: torch.save(state, f))
 
@@ -116,17 +117,11 @@ def load(path: Path, config: TrainConfig) -> Checkpoint:
     """Read a checkpoint of the run ``config`` describes.
 
     Raises:
-        CheckpointError: the file is corrupt or truncated, is not a splitnet checkpoint of
+        CheckpointError: the file is missing, empty, corrupt or truncated, is not a splitnet checkpoint of
             this format, or was written with other settings (each differing one named).
     """
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {exc}). Delete it to start "
-            "the run over, or restore a good copy."
-        ) from exc
+    state = read_checkpoint(path, lambda p: torch.load(p, map_location="cpu", weights_only=True))
     if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"{path} is not a splitnet checkpoint (format {FORMAT})")
     if state["format"] != FORMAT:

@@ -1,5 +1,16 @@
 """Exceptions raised by splitnet, each naming the problem and its fix."""
 
+from localkit_runs import CheckpointError, RunError, RunFolderError
+
+__all__ = [
+    "CheckpointError",
+    "NonFiniteLossError",
+    "RunFolderError",
+    "SplitError",
+    "TraceFailure",
+    "TrainingError",
+]
+
 
 class SplitError(ValueError):
     """A model, plan or argument that cannot be split as asked."""
@@ -13,13 +24,7 @@ class NonFiniteLossError(FloatingPointError):
     """A local or task loss became NaN or infinite; training stops at that step."""
 
 
-class TrainingError(RuntimeError):
-    """A run stopped: a non-finite loss (step, stage and loss named) or an unusable checkpoint."""
-
-
-class CheckpointError(TrainingError):
-    """A checkpoint is corrupt, truncated, of another format, or belongs to a different run."""
-
-
-class RunFolderError(TrainingError):
-    """The run folder cannot be used: not writable, full, not a folder, or in use by another run."""
+# A run stopped: a non-finite loss (step, stage and loss named), an unusable checkpoint or run
+# folder. The run folder is localkit-runs' (shared with scoredist), so its error classes are
+# too: ``except splitnet.TrainingError`` catches every run problem whichever package raised it.
+TrainingError = RunError

@@ -20,6 +20,8 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
+from localkit_runs import read_metrics, record_metrics, write_json
+
 from ._build import build
 from ._checkpoint import Checkpoint
 from ._config import TrainConfig
@@ -28,7 +30,6 @@ from ._distributed import Topology, device_for
 from ._errors import TrainingError
 from ._localnet import LocalNet
 from ._registries import DATASETS
-from ._runfolder import last_metrics, record_metrics, write_json
 
 
 @dataclass
@@ -197,6 +198,7 @@ def write_run_files(session: Session) -> None:
             "versions": _versions(),
             "world_size": session.topology.world,
         },
+        sort_keys=False,
     )
 
 
@@ -219,11 +221,11 @@ def finish(session: Session, final: dict) -> dict:
         "per_stage_bytes": p.stage_bytes,
         "e2e_bytes": p.e2e_bytes,
         "world_size": session.topology.world,
-        "final": final or last_metrics(session.out),
+        "final": final or (read_metrics(session.out) or [{}])[-1],
         "provenance": session.provenance,
     }
     if session.topology.main:
-        write_json(session.out / "summary.json", summary)
+        write_json(session.out / "summary.json", summary, sort_keys=False)
     return summary
 
 

@@ -9,8 +9,8 @@ every epoch is a pure function of the seed and the epoch, and the random state i
 restored, so an interrupted and resumed run ends with the same weights as an
 uninterrupted one.
 
-The layers beneath, each used by both trainers: ``_config`` (settings), ``_runfolder``
-(atomic files, the lock), ``_checkpoint`` (the one checkpoint schema), ``_rng``,
+The layers beneath, each used by both trainers: ``_config`` (settings), localkit-runs
+(atomic files, the lock, metrics.jsonl), ``_checkpoint`` (the one checkpoint schema), ``_rng``,
 ``_evaluation``, ``_build`` (model, plan, LocalNet), ``_session`` (one process's set-up and
 shared steps); the trainers: ``_replicated`` and ``_pipeline`` (stage-parallel).
 """
@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from localkit_runs import RunLock
+
 from ._build import build
 from ._checkpoint import load
 from ._config import TrainConfig
@@ -35,7 +37,6 @@ from ._distributed import setup as setup_distributed
 from ._errors import CheckpointError, RunFolderError, TrainingError
 from ._pipeline import train_stage_parallel
 from ._replicated import train_replicated
-from ._runfolder import RunLock
 from ._session import prepare
 
 
