@@ -16,8 +16,6 @@ Auxiliary nets are sized from the feature shape at the cut, for image features (
 NHWC), vision-transformer tokens (NLC, with or without a grid), vectors and video.
 """
 
-from importlib import metadata as _metadata
-
 from ._aux import AUX_CONFIGS, DGL_TYPES, AuxHead, DenseAuxHead, DGLHead
 from ._decoder import ReconstructionDecoder
 from ._losses import linear_schedule, reconstruction_loss, supcon_loss
@@ -32,10 +30,7 @@ from ._objectives import (
     paper_lambdas,
 )
 
-try:
-    __version__ = _metadata.version("infoloss")
-except _metadata.PackageNotFoundError:
-    __version__ = "0+unknown"
+__version__ = "0.1.0"
 
 __all__ = [
     "AUX_CONFIGS",

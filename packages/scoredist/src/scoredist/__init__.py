@@ -13,8 +13,6 @@ Example:
     torch.Size([1, 21])
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from ._bins import ScoreBins
 from ._data import Dive, mtl_aqa_dives
 from ._features import ClipEncoder, FeatureSet, cut_segments, extract_features
@@ -27,10 +25,7 @@ from ._registry import PluginLoadError, RegistryError, UnknownEntryError
 from ._rules import apply_rule, check_judge_scores, get_rule, list_rules
 from ._train import ScoreModel, TrainConfig, TrainResult, load_model, predict, soft_labels, train
 
-try:
-    __version__ = version("scoredist")
-except PackageNotFoundError:
-    __version__ = "0+unknown"
+__version__ = "0.1.0"
 
 __all__ = [
     "PRESETS",

@@ -10,8 +10,6 @@ Example:
     ...     frames = video.get(vidio.UniformSampler(16)(len(video)), size=(224, 224))
 """
 
-from importlib import metadata as _metadata
-
 from ._datasets import (
     AQA7,
     JIGSAWS,
@@ -44,7 +42,7 @@ from ._safepickle import load_pickle
 from ._sampling import ClipSampler, RandomShift, SegmentSampler, SlidingWindowSampler, UniformSampler
 from ._transforms import CenterCrop, Compose, Normalize, RandomCrop, RandomHorizontalFlip, Resize, ToFloatClip
 
-__version__ = _metadata.version("vidio")
+__version__ = "0.1.0"
 
 __all__ = [
     "AQA7",

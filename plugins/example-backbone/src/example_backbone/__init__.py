@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+__version__ = "0.1.0"
+
 __all__ = ["ExampleConvNet", "example_convnet", "median"]
 
 
