@@ -181,7 +181,8 @@ def _install_local(session: nox.Session, wanted: dict[str, tuple[str, ...]]) -> 
     closure = _local_closure(wanted)
     specs, reinstall = [], []
     for name, extras in sorted(closure.items()):
-        specs.append(f"{name}[{','.join(sorted(extras))}] @ {LOCAL[name].as_uri()}")
+        wanted_extras = f"[{','.join(sorted(extras))}]" if extras else ""
+        specs.append(f"{name}{wanted_extras} @ {LOCAL[name].as_uri()}")
         reinstall += ["--reinstall-package", name]
     _uv_install(session, *reinstall, *specs)
     _uv_pip_check(session)
