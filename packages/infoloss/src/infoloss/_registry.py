@@ -98,7 +98,7 @@ class Registry:
 
     Example:
         >>> reg = Registry("splitnet.backbones", owner="splitnet", kind="backbone")
-        >>> "cifar_resnet32" in reg.names("cifar_*")
+        >>> all(name.startswith("cifar_") for name in reg.names("cifar_*"))  # the CIFAR ResNets, with splitnet
         True
     """
 
