@@ -213,6 +213,7 @@ def tests(session: nox.Session, package: str) -> None:
 def integration(session: nox.Session) -> None:
     """Every package and plugin installed together: plugin tests and the entry-point contracts."""
     _everything(session)
+    _uv_install(session, "pip")  # test_uninstall.py removes and reinstalls a plugin with pip, as a user would
     test_dirs = [str(PLUGINS[p] / "tests") for p in sorted(PLUGINS) if (PLUGINS[p] / "tests").is_dir()]
     session.run("python", "-m", "pytest", "integration_tests", *test_dirs, *session.posargs)
 
