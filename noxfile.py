@@ -251,15 +251,15 @@ def _import_names(dist: str) -> list[str]:
 
 
 def _changelog_versions() -> dict[str, set[str]]:
-    """``CHANGELOG.md``: folder (``## packages/splitnet``) -> the versions it has an entry for (``### 0.1.0``)."""
+    """``CHANGELOG.md``: distribution (``## localkit-splitnet (...)``) -> the versions it has an entry for (``### 0.1.0``)."""
     versions: dict[str, set[str]] = {}
-    folder = None
+    dist = None
     for line in (ROOT / "CHANGELOG.md").read_text().splitlines():
         if line.startswith("## "):
-            folder = line[3:].strip().strip("`")
-            versions[folder] = set()
-        elif line.startswith("### ") and folder is not None:
-            versions[folder].add(line[4:].split()[0])
+            dist = _canonical(line[3:].split()[0])
+            versions[dist] = set()
+        elif line.startswith("### ") and dist is not None:
+            versions[dist].add(line[4:].split()[0])
     return versions
 
 
@@ -287,9 +287,8 @@ def _check_artifacts(session: nox.Session, dist: str, artifacts: list[Path]) -> 
         ]
     if len(carried) != 2 or any(text != licence for text in carried):
         session.error(f"{dist}: the wheel and the sdist must each carry a LICENSE equal to the top-level one")
-    folder = LOCAL[dist].relative_to(ROOT).as_posix()
-    if version not in _changelog_versions().get(folder, set()):
-        session.error(f"{dist} {version}: CHANGELOG.md has no '### {version}' under '## {folder}'")
+    if version not in _changelog_versions().get(dist, set()):
+        session.error(f"{dist} {version}: CHANGELOG.md has no '### {version}' under '## {dist}'")
     return version
 
 

@@ -1,26 +1,28 @@
-"""Every entry of every group loads, each listing shows its distribution, names never clash."""
+"""Every entry of every group loads, each listing shows its distribution, names never clash;
+the registry's errors are one hierarchy and every CLI refuses a misspelled option."""
 
 from __future__ import annotations
 
 import json
+import re
 from importlib import metadata
 
 import pytest
 
 GROUPS = {
-    "splitnet.backbones": "splitnet",
-    "splitnet.objectives": "splitnet",
-    "splitnet.heads": "splitnet",
-    "splitnet.datasets": "splitnet",
-    "vidio.decoders": "vidio",
-    "vidio.datasets": "vidio",
-    "scoredist.rules": "scoredist",
+    "splitnet.backbones": "localkit-splitnet",
+    "splitnet.objectives": "localkit-splitnet",
+    "splitnet.heads": "localkit-splitnet",
+    "splitnet.datasets": "localkit-splitnet",
+    "vidio.decoders": "localkit-vidio",
+    "vidio.datasets": "localkit-vidio",
+    "scoredist.rules": "localkit-scoredist",
 }
 
 
 @pytest.mark.parametrize("group", sorted(GROUPS))
 def test_every_entry_loads(group):
-    from splitnet._registry import Registry
+    from localkit_registry import Registry
 
     registry = Registry(group, owner=GROUPS[group])
     loaded, problems = registry.load_all()
@@ -37,8 +39,15 @@ def test_plugins_contribute_to_the_groups_they_extend():
             by_dist.setdefault(ep.dist.metadata["Name"], set()).add(group)
     assert {"splitnet.datasets", "splitnet.heads"} <= by_dist["localkit-cityscapes"]
     assert "splitnet.backbones" in by_dist["localkit-video-backbones"]
-    assert {"splitnet.backbones", "scoredist.rules"} <= by_dist["example-backbone"]
-    assert "splitnet.objectives" in by_dist["infoloss"]
+    assert {"splitnet.backbones", "splitnet.objectives", "scoredist.rules"} <= by_dist[
+        "localkit-example-backbone"
+    ]
+    assert "splitnet.objectives" in by_dist["localkit-infoloss"]
+    assert {"splitnet.backbones", "splitnet.objectives", "splitnet.heads", "splitnet.datasets"} <= by_dist[
+        "localkit-splitnet"
+    ]
+    assert {"vidio.decoders", "vidio.datasets"} <= by_dist["localkit-vidio"]
+    assert {"scoredist.rules", "splitnet.backbones"} <= by_dist["localkit-scoredist"]
 
 
 def test_listing_shows_each_entry_with_its_distribution(run_module):
@@ -46,11 +55,94 @@ def test_listing_shows_each_entry_with_its_distribution(run_module):
     assert proc.returncode == 0, proc.stderr
     entries = json.loads(proc.stdout)["entries"]
     dists = {(e["group"], e["name"]): e["distribution"] for e in entries}
-    assert dists[("splitnet.backbones", "cifar_resnet110")] == "splitnet"
-    assert dists[("splitnet.objectives", "infopro")] == "infoloss"
+    assert dists[("splitnet.backbones", "cifar_resnet110")] == "localkit-splitnet"
+    assert dists[("splitnet.objectives", "infopro")] == "localkit-infoloss"
     assert dists[("splitnet.datasets", "cityscapes")] == "localkit-cityscapes"
     assert dists[("splitnet.heads", "deeplabv3")] == "localkit-cityscapes"
-    assert dists[("splitnet.backbones", "example_convnet")] == "example-backbone"
+    assert dists[("splitnet.backbones", "example_convnet")] == "localkit-example-backbone"
     assert all(e["version"] for e in entries)
     checked = run_module("splitnet", "list", "--check")
     assert checked.returncode == 0, checked.stderr
+
+
+def test_one_exception_hierarchy_whichever_package_raised():
+    import localkit_registry
+    import scoredist
+    import splitnet
+    import vidio
+
+    for name in ("RegistryError", "UnknownEntryError", "PluginLoadError", "OptionError"):
+        assert getattr(splitnet, name) is getattr(scoredist, name) is getattr(localkit_registry, name)
+    assert splitnet.DuplicateEntryError is localkit_registry.DuplicateEntryError
+    with pytest.raises(splitnet.RegistryError):
+        scoredist.create_backbone("tiny3d", widht=4)
+    with pytest.raises(scoredist.RegistryError):
+        splitnet.create_backbone("cifar_resnet20", num_clases=3)
+    with pytest.raises(localkit_registry.OptionError):
+        vidio.create_dataset("csv", "scores.csv", "train", num_frame=4)
+
+
+def test_the_packages_still_import_no_other_package(root):
+    """Only the shared registry is imported across packages; the rest goes through entry points."""
+    imports = {}
+    for package in ("splitnet", "infoloss", "scoredist", "vidio"):
+        source = "\n".join(p.read_text() for p in (root / "packages" / package / "src").rglob("*.py"))
+        imports[package] = {
+            other
+            for other in ("splitnet", "infoloss", "scoredist", "vidio")
+            if other != package and re.search(rf"^\s*(from|import) {other}\b", source, re.M)
+        }
+    assert imports == {"splitnet": set(), "infoloss": set(), "scoredist": set(), "vidio": set()}
+
+
+def test_infopro_option_typo_from_the_command_line_names_the_accepted_ones(run_module, tmp_path):
+    proc = run_module(
+        "splitnet",
+        "train",
+        "--model",
+        "cifar_resnet20",
+        "--k",
+        "2",
+        "--objective",
+        "infopro",
+        "--objective-opt",
+        "lambda_recn=5",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: objective 'infopro' from 'localkit-infoloss ")
+    assert "does not accept option 'lambda_recn' (did you mean 'lambda_recon'" in proc.stderr
+    assert "It accepts: 'aux_channels', 'aux_config', 'check_inputs'" in proc.stderr
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_scoredist_cli_names_a_misspelled_vidio_dataset_option(run_module, tmp_path):
+    manifest = tmp_path / "scores.csv"
+    manifest.write_text("path,score\na.mp4,1\n")
+    proc = run_module(
+        "scoredist",
+        "train",
+        "--dataset",
+        "csv",
+        "--root",
+        str(manifest),
+        "--backbone",
+        "tiny3d",
+        "--dataset-opt",
+        "num_frame=4",
+        "--score-range",
+        "0",
+        "10",
+        "--bins",
+        "11",
+        "--sigma",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "dataset 'csv' from 'localkit-vidio " in proc.stderr
+    assert "does not accept option 'num_frame' (did you mean 'num_frames'?)" in proc.stderr

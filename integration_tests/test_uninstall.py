@@ -13,8 +13,8 @@ def names(run_module, group: str) -> set[str]:
 
 def test_uninstall_and_reinstall_a_plugin(run_module, root):
     assert "example_convnet" in names(run_module, "backbones")
-    assert "example-backbone" in run_module("scoredist", "list").stdout  # its 'median' rule
-    removed = run_module("pip", "uninstall", "--yes", "example-backbone")
+    assert "localkit-example-backbone" in run_module("scoredist", "list").stdout  # its 'median' rule
+    removed = run_module("pip", "uninstall", "--yes", "localkit-example-backbone")
     try:
         assert removed.returncode == 0, removed.stderr
         assert "example_convnet" not in names(run_module, "backbones")
@@ -23,7 +23,7 @@ def test_uninstall_and_reinstall_a_plugin(run_module, root):
         assert proc.returncode == 2
         assert "unknown backbone 'example_convnet'" in proc.stderr and "not installed" in proc.stderr
         rules = run_module("scoredist", "list")
-        assert rules.returncode == 0 and "example-backbone" not in rules.stdout
+        assert rules.returncode == 0 and "localkit-example-backbone" not in rules.stdout
     finally:
         restored = run_module(
             "pip", "install", "--quiet", "--no-deps", str(root / "plugins" / "example-backbone")

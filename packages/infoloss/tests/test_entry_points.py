@@ -10,6 +10,8 @@ import torch
 from torch import nn
 
 import infoloss
+from infoloss import CutContext
+from localkit_registry import OptionError, Registry, accepted_options
 
 GROUP = "splitnet.objectives"
 NAMES = {"infopro", "greedy-aux", "dgl"}
@@ -17,7 +19,9 @@ NAMES = {"infopro", "greedy-aux", "dgl"}
 
 def _ours() -> dict[str, metadata.EntryPoint]:
     return {
-        ep.name: ep for ep in metadata.entry_points(group=GROUP) if ep.dist.metadata["Name"] == "infoloss"
+        ep.name: ep
+        for ep in metadata.entry_points(group=GROUP)
+        if ep.dist.metadata["Name"] == "localkit-infoloss"
     }
 
 
@@ -30,27 +34,55 @@ def test_every_public_name_is_exported():
     assert all(hasattr(infoloss, name) for name in infoloss.__all__)
 
 
+OPTIONS = {
+    "infopro": (
+        "aux_channels",
+        "aux_config",
+        "check_inputs",
+        "feature_dim",
+        "interpolate",
+        "lambda_recon",
+        "lambda_task",
+        "recon",
+        "task_loss",
+        "temperature",
+        "widen",
+    ),
+    "greedy-aux": ("aux_channels", "aux_config", "check_inputs", "feature_dim", "widen"),
+    "dgl": ("aux_type", "check_inputs"),
+}
+
+
+def context() -> CutContext:
+    return CutContext(feature_shape=(16, 8, 8), num_classes=10, input_shape=(3, 32, 32))
+
+
 @pytest.mark.parametrize("name", sorted(NAMES))
 def test_factories_follow_the_contract(name):
     factory = _ours()[name].load()
-    parameters = inspect.signature(factory).parameters.values()
-    assert any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters), "must accept unknown keywords"
-    context = {
-        "feature_shape": (16, 8, 8),
-        "layout": "NCHW",
-        "token_grid": None,
-        "num_prefix_tokens": 0,
-        "input_shape": (3, 32, 32),
-        "input_mean": None,
-        "input_std": None,
-        "num_classes": 10,
-        "task": "classification",
-        "index": 0,
-        "num_cuts": 1,
-        "a_keyword_from_a_later_splitnet": object(),
-    }
-    objective = factory(**context)
+    assert accepted_options(factory, consumed=1) == OPTIONS[name], "every option is a declared keyword"
+    objective = factory(context())
     assert isinstance(objective, nn.Module)
     assert list(inspect.signature(objective.forward).parameters) == ["features", "inputs", "targets"]
     loss = objective(torch.randn(4, 16, 8, 8), torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 0, 1]))
     assert loss.shape == () and loss.requires_grad
+
+
+@pytest.mark.parametrize(
+    ("name", "typo", "suggestion"),
+    [
+        ("infopro", "lambda_recn", "lambda_recon"),
+        ("greedy-aux", "widen_by", "widen"),
+        ("dgl", "aux_tpye", "aux_type"),
+    ],
+)
+def test_through_the_registry_a_misspelled_option_names_the_accepted_ones(name, typo, suggestion):
+    objectives = Registry(GROUP, owner="localkit-infoloss", kind="objective")
+    with pytest.raises(OptionError) as info:
+        objectives.create(name, context(), **{typo: "5"})
+    message = str(info.value)
+    assert message.startswith(
+        f"objective '{name}' from 'localkit-infoloss {infoloss.__version__}' does not accept"
+    )
+    assert f"'{suggestion}'" in message.split("It accepts:")[0]
+    assert info.value.accepted == OPTIONS[name]

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
-from infoloss import DGLObjective, GreedyAuxObjective, InfoProObjective, dgl, greedy_aux, infopro
+from infoloss import CutContext, DGLObjective, GreedyAuxObjective, InfoProObjective, dgl, greedy_aux, infopro
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 
 def context(**overrides):
-    """What splitnet passes for a CIFAR-like cut, with ``overrides``."""
+    """What splitnet passes for a CIFAR-like cut, with ``overrides``: a frozen ``CutContext``."""
     base = {
         "feature_shape": (16, 8, 8),
         "layout": "NCHW",
@@ -26,7 +28,7 @@ def context(**overrides):
         "index": 1,
         "num_cuts": 3,
     }
-    return {**base, **overrides}
+    return CutContext(**{**base, **overrides})
 
 
 def batch(n=6, shape=(16, 8, 8), seed=0, dtype=torch.float64):
@@ -45,7 +47,7 @@ def grads(loss, *tensors):
 
 @pytest.mark.parametrize("recon", ["bce", "mse"])
 def test_infopro_is_the_weighted_sum_of_reference_terms(ref, recon):
-    objective = infopro(**context(), recon=recon).double()
+    objective = infopro(context(), recon=recon).double()
     assert (objective.lambda_recon, objective.lambda_task) == (0.5, 0.5)  # K=4 paper defaults, middle cut
     features, images, inputs, labels = batch()
     loss = objective(features, inputs, labels)
@@ -62,7 +64,7 @@ def test_infopro_is_the_weighted_sum_of_reference_terms(ref, recon):
 
 
 def test_infopro_cross_entropy_task_term(ref):
-    objective = infopro(**context(), task_loss="cross_entropy", lambda_recon=0, lambda_task=2).double()
+    objective = infopro(context(), task_loss="cross_entropy", lambda_recon=0, lambda_task=2).double()
     assert objective.decoder is None
     features, _, inputs, labels = batch()
     loss = objective(features, inputs, labels)
@@ -72,7 +74,7 @@ def test_infopro_cross_entropy_task_term(ref):
 
 
 def test_reconstruction_target_is_the_unnormalised_image():
-    objective = infopro(**context())
+    objective = infopro(context())
     _, images, inputs, _ = batch(dtype=torch.float32)
     torch.testing.assert_close(objective.reconstruction_target(inputs), images, rtol=1e-5, atol=1e-6)
     erased = inputs.clone()
@@ -81,7 +83,7 @@ def test_reconstruction_target_is_the_unnormalised_image():
 
 
 def test_inputs_already_in_unit_range_need_no_statistics(ref):
-    objective = infopro(**context(input_mean=None, input_std=None), lambda_task=0, lambda_recon=1).double()
+    objective = infopro(context(input_mean=None, input_std=None), lambda_task=0, lambda_recon=1).double()
     features, images, inputs, labels = batch()
     loss = objective(features, images, labels)
     torch.testing.assert_close(loss, ref.bce_from_logits(objective.decoder(features), images))
@@ -101,7 +103,7 @@ def test_inputs_already_in_unit_range_need_no_statistics(ref):
     ],
 )
 def test_default_weights_follow_the_papers_schedule(num_cuts, recon, task):
-    objectives = [infopro(**context(index=i, num_cuts=num_cuts)) for i in range(num_cuts)]
+    objectives = [infopro(context(index=i, num_cuts=num_cuts)) for i in range(num_cuts)]
     assert [o.lambda_recon for o in objectives] == pytest.approx(recon, rel=1e-12, abs=1e-15)
     assert [o.lambda_task for o in objectives] == pytest.approx(task, rel=1e-12, abs=1e-15)
     # A net whose weight is 0 at a cut is not built.
@@ -114,14 +116,14 @@ def test_default_weights_follow_the_papers_schedule(num_cuts, recon, task):
     [(5, (5.0, 5.0)), ("5", (5.0, 5.0)), ("5,0", (5.0, 0.0)), (" 5, 0.5 ", (5.0, 0.5)), ((2, 1), (2.0, 1.0))],
 )
 def test_lambda_options_take_constants_pairs_and_strings(value, pair):
-    objective = infopro(**context(index=2, num_cuts=3), lambda_recon=value, lambda_task="1")
+    objective = infopro(context(index=2, num_cuts=3), lambda_recon=value, lambda_task="1")
     assert objective.lambda_recon_pair == pair
     assert objective.lambda_recon == pytest.approx(pair[1])
 
 
 def test_string_options_from_the_command_line():
     objective = infopro(
-        **context(),
+        context(),
         task_loss="cross-entropy",
         recon="MSE",
         aux_config="2C2F",
@@ -154,12 +156,14 @@ def test_string_options_from_the_command_line():
     ],
 )
 def test_bad_options_are_named(options, message):
+    cut = {name: value for name, value in options.items() if name == "index"}
+    options = {name: value for name, value in options.items() if name != "index"}
     with pytest.raises(ValueError, match=r"infopro \(cut \d of 3\).*" + message.replace("(", r"\(")):
-        infopro(**{**context(), **options})
+        infopro(context(**cut), **options)
 
 
 def test_labels_out_of_range_are_refused_with_the_fix():
-    objective = infopro(**context())
+    objective = infopro(context())
     features, _, inputs, labels = batch(dtype=torch.float32)
     for bad in (4, -1):
         labels[0] = bad
@@ -184,13 +188,13 @@ def test_labels_out_of_range_are_refused_with_the_fix():
     ],
 )
 def test_shapes_that_differ_from_the_built_ones_are_refused(features, targets, message):
-    objective = infopro(**context())
+    objective = infopro(context())
     with pytest.raises(ValueError, match=message):
         objective(features, torch.zeros(6, 3, 8, 8), targets)
 
 
 def test_inputs_must_match_the_input_shape():
-    objective = infopro(**context())
+    objective = infopro(context())
     features, _, _, labels = batch(dtype=torch.float32)
     with pytest.raises(ValueError, match=r"inputs must be \(B, 3, 8, 8\)"):
         objective(features, torch.zeros(6, 3, 16, 16), labels)
@@ -199,7 +203,7 @@ def test_inputs_must_match_the_input_shape():
 
 
 def test_checks_can_be_switched_off_but_shapes_are_always_checked():
-    objective = infopro(**context(), check_inputs=False)
+    objective = infopro(context(), check_inputs=False)
     features, _, inputs, labels = batch(dtype=torch.float32)
     labels[0] = 3  # still in range; an out-of-range label would now reach the loss unchecked
     assert torch.isfinite(objective(features, inputs, labels))
@@ -231,12 +235,12 @@ def test_checks_can_be_switched_off_but_shapes_are_always_checked():
 )
 def test_invalid_context_is_refused(overrides, options, message):
     with pytest.raises(ValueError, match=message):
-        infopro(**context(**overrides), **options)
+        infopro(context(**overrides), **options)
 
 
 def test_vectors_and_ungridded_tokens_work_without_reconstruction():
     for shape, extra in [((32,), {"layout": "NC"}), ((17, 32), {"layout": "NLC", "num_prefix_tokens": 1})]:
-        objective = infopro(**context(feature_shape=shape, **extra), lambda_recon=0, lambda_task=1)
+        objective = infopro(context(feature_shape=shape, **extra), lambda_recon=0, lambda_task=1)
         assert torch.isfinite(objective(torch.randn(6, *shape), None, torch.tensor([0, 1, 0, 1, 2, 3])))
 
 
@@ -248,7 +252,7 @@ def test_vit_tokens_on_a_grid_with_prefix_tokens(ref):
         num_prefix_tokens=1,
         input_shape=(3, 8, 8),
     )
-    objective = infopro(**ctx).double()
+    objective = infopro(ctx).double()
     features, _, inputs, labels = batch(shape=(17, 32))
     loss = objective(features, inputs, labels)
     assert loss.ndim == 0 and torch.isfinite(loss)
@@ -258,7 +262,7 @@ def test_vit_tokens_on_a_grid_with_prefix_tokens(ref):
 
 def test_video_reconstruction():
     ctx = context(feature_shape=(8, 2, 4, 4), layout="NCTHW", input_shape=(3, 4, 8, 8))
-    objective = infopro(**ctx)
+    objective = infopro(ctx)
     inputs = torch.randn(4, 3, 4, 8, 8)
     assert torch.isfinite(objective(torch.randn(4, 8, 2, 4, 4), inputs, torch.tensor([0, 1, 0, 1])))
 
@@ -272,7 +276,7 @@ def segmentation_batch(seed=0):
 
 
 def test_infopro_for_segmentation_uses_a_dense_head_and_ignores_255(ref):
-    objective = infopro(**context(task="segmentation", num_classes=5)).double()
+    objective = infopro(context(task="segmentation", num_classes=5)).double()
     assert objective.task_loss == "cross_entropy"
     features, _, inputs, _ = batch(n=2)
     targets = segmentation_batch()
@@ -284,7 +288,7 @@ def test_infopro_for_segmentation_uses_a_dense_head_and_ignores_255(ref):
 
 
 def test_greedy_aux_is_the_cross_entropy_of_the_head(ref):
-    objective = greedy_aux(**context(), aux_config="1c3f").double()
+    objective = greedy_aux(context(), aux_config="1c3f").double()
     assert not any(name.startswith("decoder") for name, _ in objective.named_modules())
     features, _, _, labels = batch()
     loss = objective(features, None, labels)
@@ -294,7 +298,7 @@ def test_greedy_aux_is_the_cross_entropy_of_the_head(ref):
 
 
 def test_greedy_aux_0c1f_is_the_papers_greedy_sl(ref):
-    objective = greedy_aux(**context(), aux_config="0c1f").double()
+    objective = greedy_aux(context(), aux_config="0c1f").double()
     features, _, _, labels = batch()
     linear = objective.task_term.head.net[-1]
     logits = features.mean(dim=(2, 3)) @ linear.weight.T + linear.bias
@@ -302,7 +306,7 @@ def test_greedy_aux_0c1f_is_the_papers_greedy_sl(ref):
 
 
 def test_greedy_aux_for_segmentation(ref):
-    objective = greedy_aux(**context(task="segmentation", num_classes=5)).double()
+    objective = greedy_aux(context(task="segmentation", num_classes=5)).double()
     features, *_ = batch(n=2)
     targets = segmentation_batch()
     loss = objective(features, None, targets)
@@ -315,7 +319,7 @@ def test_greedy_aux_for_segmentation(ref):
 
 
 def test_segmentation_labels_out_of_range_are_refused_but_255_is_not():
-    objective = greedy_aux(**context(task="segmentation", num_classes=5))
+    objective = greedy_aux(context(task="segmentation", num_classes=5))
     features = torch.randn(2, 16, 8, 8)
     targets = segmentation_batch()
     objective(features, None, targets)
@@ -329,7 +333,7 @@ def test_segmentation_labels_out_of_range_are_refused_but_255_is_not():
 
 
 def test_dgl_is_the_cross_entropy_of_the_dgl_head(ref):
-    objective = dgl(**context(feature_shape=(16, 16, 16))).double()
+    objective = dgl(context(feature_shape=(16, 16, 16))).double()
     features, _, _, labels = batch(shape=(16, 16, 16))
     loss = objective(features, None, labels)
     want = ref.cross_entropy(objective.head(features), labels.tolist())
@@ -339,9 +343,9 @@ def test_dgl_is_the_cross_entropy_of_the_dgl_head(ref):
 
 def test_dgl_refuses_segmentation_and_video():
     with pytest.raises(ValueError, match=r"dgl \(cut 1 of 3\).*use greedy-aux"):
-        dgl(**context(task="segmentation"))
+        dgl(context(task="segmentation"))
     with pytest.raises(ValueError, match=r"dgl \(cut 1 of 3\): DGLHead: video"):
-        dgl(**context(feature_shape=(8, 2, 4, 4), layout="NCTHW"))
+        dgl(context(feature_shape=(8, 2, 4, 4), layout="NCTHW"))
 
 
 @pytest.mark.parametrize(
@@ -349,7 +353,7 @@ def test_dgl_refuses_segmentation_and_video():
 )
 def test_objectives_train_their_aux_nets(factory, cls):
     torch.manual_seed(0)
-    objective = factory(**context())
+    objective = factory(context())
     assert type(objective) is cls
     features, _, inputs, labels = batch(dtype=torch.float32)
     objective(features, inputs, labels).backward()
@@ -360,10 +364,38 @@ def test_objectives_train_their_aux_nets(factory, cls):
 @pytest.mark.parametrize("factory", [infopro, greedy_aux, dgl])
 def test_objectives_run_under_autocast_with_uint8_targets(factory):
     # splitnet runs objectives under torch.autocast; masks and labels often arrive as uint8.
-    objective = factory(**context())
+    objective = factory(context())
     features = torch.randn(6, 16, 8, 8, requires_grad=True)
     labels = torch.tensor([0, 1, 0, 1, 2, 3], dtype=torch.uint8)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = objective(features, torch.randn(6, 3, 8, 8), labels)
     loss.backward()
     assert loss.dtype == torch.float32 and torch.isfinite(loss) and features.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("factory", "typo", "suggestion"),
+    [
+        (infopro, "lambda_recn", "lambda_recon"),
+        (infopro, "temprature", "temperature"),
+        (greedy_aux, "aux_confg", "aux_config"),
+        (dgl, "aux_typ", "aux_type"),
+    ],
+)
+def test_a_misspelled_option_never_runs_with_the_default(factory, typo, suggestion):
+    with pytest.raises(TypeError, match=f"unexpected keyword argument '{typo}'"):
+        factory(context(), **{typo: "5"})
+    assert suggestion in inspect.signature(factory).parameters
+
+
+def test_context_fields_are_not_options():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'num_classes'"):
+        infopro(context(), num_classes=3)
+
+
+def test_the_old_keyword_context_is_refused_with_the_fix():
+    with pytest.raises(
+        TypeError,
+        match=r"infopro: the first argument must be the cut's localkit_registry\.CutContext, got dict",
+    ):
+        infopro({"feature_shape": (16, 8, 8), "num_classes": 4})

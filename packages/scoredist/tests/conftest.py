@@ -119,7 +119,7 @@ class Clips(torch.utils.data.Dataset):
     judge_range = (0.0, 10.0)
     num_judges = 3
 
-    def __init__(self, root, split, frames=8, size=16, fold=None, empty=False, nan_at=None, **kwargs):
+    def __init__(self, root, split, frames=8, size=16, fold=None, empty=False, nan_at=None):
         sizes = {"train": 32, "val": 12, "test": 16}
         if split not in sizes:
             raise ValueError(f"no split {split!r}")
@@ -146,10 +146,6 @@ class Clips(torch.utils.data.Dataset):
         return {"video": video, "score": self.score[i], "judge_scores": self.judges[i], "id": f"{self.split}-{i:03d}"}
 
 
-def clips(root, split, **kwargs):
-    return Clips(root, split, **kwargs)
-
-
 class WrongShape(nn.Module):
     def __init__(self):
         super().__init__()
@@ -174,7 +170,7 @@ def fake_clips(fake_dist) -> str:
     fake_dist(
         "fake-clips",
         {
-            "vidio.datasets": {"fakeclips": "fake_clips_mod:clips"},
+            "vidio.datasets": {"fakeclips": "fake_clips_mod:Clips"},
             "splitnet.backbones": {
                 "wrongshape": "fake_clips_mod:wrong_shape",
                 "notamodule": "fake_clips_mod:not_a_module",

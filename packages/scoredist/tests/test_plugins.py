@@ -1,16 +1,19 @@
 import pytest
 import torch
 
-from scoredist import UnknownEntryError, create_backbone, create_dataset
+import scoredist
+from scoredist import OptionError, UnknownEntryError, create_backbone, create_dataset
 from scoredist._plugins import BACKBONES, DATASETS, provenance
 
 
 def test_tiny3d_is_declared_in_the_backbone_group():
     entry = BACKBONES.entry("tiny3d")
-    assert entry.distribution == "scoredist" and entry.value == "scoredist._tiny3d:tiny3d"
-    net = create_backbone("tiny3d", width=4, unknown_option="ignored")
+    assert entry.distribution == "localkit-scoredist" and entry.value == "scoredist._tiny3d:tiny3d"
+    net = create_backbone("tiny3d", width=4)
     assert net(torch.zeros(2, 3, 8, 16, 16)).shape == (2, 16)
-    assert provenance()["backbones"]["tiny3d"]["distribution"] == "scoredist"
+    with pytest.raises(OptionError, match="does not accept option 'unknown_option'"):
+        create_backbone("tiny3d", width=4, unknown_option="refused")
+    assert provenance()["backbones"]["tiny3d"]["distribution"] == "localkit-scoredist"
 
 
 def test_tiny3d_standardises_its_features_with_its_first_batch():
@@ -42,7 +45,7 @@ def test_empty_split_is_explained(fake_clips):
 def test_unknown_names_say_where_they_looked():
     with pytest.raises(
         UnknownEntryError,
-        match=r"unknown dataset 'mtl_aqa'.*'vidio.datasets'.*misspelled, or.*pip install vidio",
+        match=r"unknown dataset 'mtl_aqa'.*'vidio.datasets'.*misspelled, or.*pip install localkit-vidio",
     ):
         create_dataset("mtl_aqa", "/data", "train")
     with pytest.raises(UnknownEntryError, match=r"unknown backbone 'tiny3'.*Closest matches: tiny3d"):
@@ -52,3 +55,19 @@ def test_unknown_names_say_where_they_looked():
 def test_a_factory_that_returns_no_module_is_named(fake_clips):
     with pytest.raises(TypeError, match=r"backbone 'notamodule' from 'fake-clips 1.0' returned str"):
         create_backbone("notamodule")
+
+
+def test_a_misspelled_option_is_an_option_error_naming_the_accepted_ones(fake_clips):
+    with pytest.raises(OptionError, match=r"backbone 'tiny3d' .* 'with' \(did you mean 'width'\?\)"):
+        create_backbone("tiny3d", **{"with": 8})
+    with pytest.raises(
+        OptionError, match=r"dataset 'fakeclips' from 'fake-clips 1.0' .* 'sizes' \(did you mean 'size'\?\)"
+    ):
+        create_dataset(fake_clips, "/data", "train", sizes=8)
+
+
+def test_the_errors_are_the_shared_registrys():
+    import localkit_registry
+
+    for name in ("RegistryError", "UnknownEntryError", "PluginLoadError", "OptionError"):
+        assert getattr(scoredist, name) is getattr(localkit_registry, name)

@@ -51,7 +51,9 @@ def main() -> None:
     runs, cuts = {"end-to-end": e2e}, {}
     for label, objective, options in METHODS:
         if objective not in splitnet.list_objectives():
-            print(f"skipping {label}: objective '{objective}' is not installed (pip install infoloss)")
+            print(
+                f"skipping {label}: objective '{objective}' is not installed (pip install localkit-infoloss)"
+            )
             continue
         p = splitnet.plan(
             model,

@@ -27,7 +27,7 @@ def test_listing_and_timm_names():
     model = splitnet.create_backbone("resnet10t", num_classes=3)
     assert model(torch.randn(2, 3, 64, 64)).shape == (2, 3)
     assert splitnet.backbone_provenance("resnet10t")["distribution"] == "timm"
-    assert splitnet.backbone_provenance("cifar_resnet20")["distribution"] == "splitnet"
+    assert splitnet.backbone_provenance("cifar_resnet20")["distribution"] == "localkit-splitnet"
 
 
 def test_unknown_backbone_suggests_registered_and_timm_names():

@@ -53,7 +53,7 @@ def test_list_shows_each_entry_with_its_distribution(capsys):
     code, out, _ = run(capsys, "list", "backbones", "--pattern", "cifar_resnet2*", "--json")
     assert code == 0
     entries = json.loads(out)["entries"]
-    assert [(e["name"], e["distribution"]) for e in entries] == [("cifar_resnet20", "splitnet")]
+    assert [(e["name"], e["distribution"]) for e in entries] == [("cifar_resnet20", "localkit-splitnet")]
 
 
 def test_errors_name_the_problem_and_exit_2(capsys):
@@ -73,3 +73,57 @@ def test_module_entry_point_runs():
         [sys.executable, "-m", "splitnet", "list", "objectives"], capture_output=True, text=True
     )
     assert proc.returncode == 0 and "greedy" in proc.stdout and "splitnet" in proc.stdout
+
+
+def test_a_misspelled_model_option_stops_the_command_naming_the_accepted_ones(capsys):
+    code, out, err = run(
+        capsys, "plan", "--model", "cifar_resnet20", "--model-opt", "num_clases=10", "--k", "2"
+    )
+    assert code == 2 and out == ""
+    assert "error: backbone 'cifar_resnet20'" in err and "does not accept option 'num_clases'" in err
+    assert "did you mean 'num_classes'" in err and "It accepts: 'in_chans', 'num_classes'" in err
+    assert "Traceback" not in err
+
+
+def test_a_misspelled_timm_model_option_stops_the_command(capsys):
+    code, _, err = run(capsys, "plan", "--model", "resnet10t", "--model-opt", "drop_path=0.1", "--k", "2")
+    assert code == 2 and "timm model 'resnet10t' (ResNet) does not accept option 'drop_path'" in err
+    assert "did you mean 'drop_path_rate'" in err
+
+
+def test_a_misspelled_objective_option_stops_the_command(capsys):
+    code, _, err = run(
+        capsys, "plan", "--model", "cifar_resnet20", "--k", "2", "--objective-opt", "lambda_recn=5"
+    )
+    assert code == 2 and "objective 'greedy'" in err and "does not accept option 'lambda_recn'" in err
+    assert "It accepts no options" in err
+
+
+def test_a_misspelled_head_option_stops_the_command(capsys):
+    argv = ["plan", "--model", "cifar_resnet20", "--k", "2"]
+    code, _, err = run(
+        capsys, *argv, "--head", "classifier", "--num-classes", "10", "--head-opt", "droput=0.1"
+    )
+    assert code == 2 and "head 'classifier'" in err and "'droput' (did you mean 'dropout'?)" in err
+
+
+def test_a_misspelled_dataset_option_stops_training_before_it_starts(capsys, tmp_path):
+    code, _, err = run(
+        capsys,
+        "train",
+        "--model",
+        "cifar_resnet20",
+        "--dataset-opt",
+        "augmnet=false",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert code == 2 and "dataset 'digits'" in err and "'augmnet' (did you mean 'augment'?)" in err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_download_is_refused_by_a_dataset_that_cannot_download(capsys, tmp_path):
+    code, _, err = run(
+        capsys, "train", "--model", "cifar_resnet20", "--download", "--out", str(tmp_path / "run")
+    )
+    assert code == 2 and "dataset 'digits'" in err and "does not accept option 'download'" in err

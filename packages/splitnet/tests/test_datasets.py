@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import pickle
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.datasets import CIFAR10
 
 import splitnet
 from splitnet import DatasetLayoutError
+from splitnet._cli import main
 
 
 def test_digits_is_real_offline_data_with_a_fixed_split():
@@ -58,6 +65,90 @@ def test_missing_dataset_says_where_and_how(tmp_path):
         splitnet.create_dataset("stl10", None, "train")
     with pytest.raises(ValueError, match="unknown split 'validation'"):
         splitnet.create_dataset("digits", None, "validation")
+
+
+def cifar10_archive(tmp_path) -> bytes:
+    """A tiny ``cifar-10-python.tar.gz`` in the official layout (6 images per batch)."""
+    write_cifar10(tmp_path / "source")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.add(tmp_path / "source" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def cifar_server(tmp_path, monkeypatch):
+    """torchvision's CIFAR-10 URL and md5 pointed at a server on 127.0.0.1 holding a tiny archive.
+
+    Yields the list of paths requested from it.
+    """
+    data, requests = cifar10_archive(tmp_path), []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setattr(CIFAR10, "url", f"http://127.0.0.1:{httpd.server_port}/~kriz/cifar-10-python.tar.gz")
+    monkeypatch.setattr(CIFAR10, "tgz_md5", hashlib.md5(data).hexdigest())
+    yield requests
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def test_download_fetches_torchvision_s_archive_once(cifar_server, tmp_path):
+    root = tmp_path / "data"
+    train = splitnet.create_dataset("cifar10", root, "train", download=True)
+    assert (root / "cifar-10-python.tar.gz").is_file() and (
+        root / "cifar-10-batches-py" / "test_batch"
+    ).is_file()
+    # torchvision asks once for redirects, then downloads
+    assert set(cifar_server) == {"/~kriz/cifar-10-python.tar.gz"}
+    fetched = len(cifar_server)
+    test = splitnet.create_dataset("cifar10", root, "test", download=True)
+    assert len(cifar_server) == fetched  # found on disk: nothing fetched again
+    assert (len(train), len(test)) == (30, 6) and test[3][1] == 3
+
+
+def test_without_download_nothing_is_fetched(cifar_server, tmp_path):
+    with pytest.raises(
+        DatasetLayoutError, match=r"data/cifar-10-batches-py not found.*download=True \(--download\)"
+    ):
+        splitnet.create_dataset("cifar10", tmp_path / "data", "train")
+    assert cifar_server == []
+
+
+def test_a_download_that_fails_its_md5_names_the_url_and_the_folder(cifar_server, tmp_path, monkeypatch):
+    monkeypatch.setattr(CIFAR10, "tgz_md5", "0" * 32)
+    with pytest.raises(DatasetLayoutError) as info:
+        splitnet.create_dataset("cifar10", tmp_path / "data", "train", download=True)
+    message = str(info.value)
+    assert f"cifar10: downloading {CIFAR10.url} into {tmp_path / 'data'} failed (RuntimeError" in message
+    assert "fetch cifar-10-python.tar.gz yourself and unpack it under" in message
+    assert not (tmp_path / "data" / "cifar-10-batches-py").exists()
+
+
+def test_command_line_says_to_pass_download(tmp_path, capsys):
+    code = main(
+        ["train", "--model", "cifar_resnet20", "--dataset", "cifar10"]
+        + ["--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "run")]
+    )
+    err = capsys.readouterr().err
+    assert (
+        code == 2
+        and f"{tmp_path / 'data' / 'cifar-10-batches-py'} not found" in err
+        and "(--download)" in err
+    )
 
 
 def test_imagefolder_layout_and_its_errors(tmp_path):

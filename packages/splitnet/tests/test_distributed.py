@@ -162,9 +162,9 @@ def test_a_failing_rank_stops_the_others_with_its_name(tmp_path):
                     raise RuntimeError("boom in the second objective")
                 return super().forward(features, inputs, targets)
 
-        def make(*, feature_shape, layout, num_classes, index, **_):
-            objective = Boom(channels_of(tuple(feature_shape), layout), num_classes, layout)
-            objective.index, objective.calls = index, 0
+        def make(context):
+            objective = Boom(channels_of(context.feature_shape, context.layout), context.num_classes, context.layout)
+            objective.index, objective.calls = context.index, 0
             return objective
     """)
     )

@@ -11,7 +11,9 @@ import torch
 from torch import nn
 
 import splitnet
-from splitnet._plan import min_max_partition
+from splitnet._costs import even_costs, only_at, time_costs
+from splitnet._memory import median_seconds
+from splitnet._partition import iter_min_max_partitions, min_max_partition
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +48,113 @@ def test_min_max_partition_is_exact(seed):
     starts = [0, *ends[:-1]]
     assert max(cost[a][b] for a, b in zip(starts, ends)) == pytest.approx(value)
     assert ends[-1] == n and len(ends) == k
+
+
+def additive(pieces):
+    """Costs of stages that cost the sum of their pieces (no objective at the cuts)."""
+    return time_costs([float(p) for p in pieces], [0.0] * (len(pieces) - 1))
+
+
+@pytest.mark.parametrize(
+    ("pieces", "k", "value", "ends"),
+    [
+        ([1, 2, 3, 4, 5, 6], 2, 11, [4, 6]),
+        ([5, 1, 1, 1, 5], 3, 5, [1, 4, 5]),
+        ([1, 1, 1, 1, 10], 2, 10, [4, 5]),
+        ([3, 3, 3], 3, 3, [1, 2, 3]),
+        ([0, 0], 2, 0, [1, 2]),
+        ([7], 1, 7, [1]),
+    ],
+)
+def test_min_max_partition_of_known_chains(pieces, k, value, ends):
+    assert min_max_partition(additive(pieces), k) == (value, ends)
+
+
+def test_ties_go_to_the_longest_last_stage():
+    # 7 pieces in 3 stages of at most 3: the last stage takes 3, the 4 before it split 2 + 2
+    assert min_max_partition(even_costs(7), 3) == (3.0, [2, 4, 7])
+    assert [(k, value) for k, value, _ in iter_min_max_partitions(even_costs(4), 4)] == [
+        (1, 4.0),
+        (2, 2.0),
+        (3, 2.0),
+        (4, 1.0),
+    ]
+
+
+def test_every_k_up_to_the_budget_walk():
+    walk = [(k, value, ends) for k, value, ends in iter_min_max_partitions(additive([4, 4, 4, 4]), 4)]
+    assert walk == [(1, 16.0, [4]), (2, 8.0, [2, 4]), (3, 8.0, [1, 2, 4]), (4, 4.0, [1, 2, 3, 4])]
+
+
+def test_an_objectives_time_moves_the_cut():
+    assert min_max_partition(time_costs([1.0, 2.0, 3.0], [0.0, 0.0]), 2) == (3.0, [2, 3])
+    # the objective at the second cut costs 5: cutting there is now the slower plan
+    assert min_max_partition(time_costs([1.0, 2.0, 3.0], [0.0, 5.0]), 2) == (5.0, [1, 3])
+
+
+def test_forbidden_cuts_are_never_chosen():
+    assert min_max_partition(only_at(even_costs(4), {1}), 2) == (2.0, [2, 4])
+    assert min_max_partition(only_at(even_costs(4), {1}), 3) == (math.inf, [])
+    assert min_max_partition(only_at(even_costs(4), set()), 1) == (4.0, [4])
+
+
+def test_partition_arguments_are_checked():
+    with pytest.raises(ValueError, match="at least 1 stage, got k=0"):
+        min_max_partition(even_costs(3), 0)
+    with pytest.raises(ValueError, match=r"\(n\+1\) x \(n\+1\) matrix"):
+        min_max_partition([[0.0, 1.0], [0.0]], 1)
+    with pytest.raises(ValueError, match="3 pieces have 2 cuts, got 1 objective times"):
+        time_costs([1.0, 1.0, 1.0], [0.0])
+
+
+def test_timing_takes_the_median_of_repeats_after_a_warm_up(monkeypatch):
+    import splitnet._memory as memory
+
+    clock = iter([0.0, 5.0, 10.0, 11.0, 20.0, 23.0])  # three timed calls: 5 s, 1 s, 3 s
+    monkeypatch.setattr(memory.time, "perf_counter", lambda: next(clock))
+    calls = []
+
+    def never(device=None):
+        raise AssertionError("no CUDA synchronisation on CPU")
+
+    monkeypatch.setattr(torch.cuda, "synchronize", never)
+    assert median_seconds(lambda: calls.append(1), torch.device("cpu"), repeats=3) == 3.0
+    assert len(calls) == 4
+
+
+def test_cuda_timing_waits_for_the_queue_before_and_after(monkeypatch):
+    import splitnet._memory as memory
+
+    events = []
+    monkeypatch.setattr(memory.time, "perf_counter", lambda: events.append("clock") or 0.0)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: events.append(f"sync {device}"))
+    median_seconds(lambda: events.append("run"), torch.device("cuda", 1), repeats=2)
+    one = ["sync cuda:1", "clock", "run", "sync cuda:1", "clock"]
+    assert events == ["run", *one, *one]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_timing_measures_the_kernels_not_their_launch():
+    device = torch.device("cuda")
+    x = torch.randn(4096, 4096, device=device)
+
+    def work():
+        for _ in range(20):
+            x @ x
+
+    work()
+    gpu_seconds = []
+    for _ in range(3):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        work()
+        end.record()
+        torch.cuda.synchronize()
+        gpu_seconds.append(start.elapsed_time(end) / 1e3)
+    # every timed call runs from an empty queue to an empty queue, so it lasts at least as long
+    # as the GPU worked; timing the launches alone would take a small fraction of that
+    assert median_seconds(work, device, repeats=3) >= 0.99 * min(gpu_seconds)
 
 
 def test_memory_balance_beats_even_and_reaches_the_targets():

@@ -1,136 +1,182 @@
-"""The entry-point registry, tested with fake distributions (no real plugin needed)."""
+"""splitnet's entry-point groups: built-ins travel the plugin route, options are strict.
+
+The registry itself (listing, lazy loading, duplicates, broken plugins, hermetic mode) is
+tested in packages/registry; here are the groups splitnet owns, with fake plugins.
+"""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
+import torch
 
-from splitnet._registry import (
-    HERMETIC_ENV,
-    DuplicateEntryError,
-    PluginLoadError,
-    Registry,
-    UnknownEntryError,
-    natural_key,
-)
+import localkit_registry
+import splitnet
+from splitnet._registries import BACKBONES, DATASETS, HEADS, OBJECTIVES
 
-GROUP = "localkit.testgroup"
+CONTEXT = splitnet.CutContext(feature_shape=(16, 8, 8), num_classes=10, input_shape=(3, 32, 32))
+HEAD_CONTEXT = splitnet.HeadContext(feature_shape=(64, 8, 8), num_classes=10, input_shape=(3, 32, 32))
 
 
-def registry(**kw) -> Registry:
-    return Registry(GROUP, owner="owner-dist", kind="widget", **kw)
-
-
-def test_listing_never_imports_plugin_code(fake_dist):
-    fake_dist(
-        "heavy",
-        {GROUP: {"heavy": "heavy_mod:make"}},
-        {"heavy_mod": "raise RuntimeError('imported at listing time')\n"},
-    )
-    reg = registry()
-    assert reg.names() == ["heavy"]
-    assert [e.distribution for e in reg.entries()] == ["heavy"]
-    assert "heavy_mod" not in sys.modules
-
-
-def test_names_are_naturally_sorted_and_filtered(fake_dist):
-    names = ["net10", "net2", "net1", "other", "net2_small"]
-    fake_dist("nets", {GROUP: {n: "nets_mod:f" for n in names}}, {"nets_mod": "def f(): pass\n"})
-    reg = registry()
-    assert reg.names() == ["net1", "net2", "net2_small", "net10", "other"]
-    assert reg.names("net*", exclude="*_small") == ["net1", "net2", "net10"]
-    assert reg.names(["other", "net1?"]) == ["net10", "other"]
-    assert sorted(["b10", "b9", "a"], key=natural_key) == ["a", "b9", "b10"]
-
-
-def test_load_is_lazy_and_memoised(fake_dist):
-    fake_dist(
-        "counter",
-        {GROUP: {"thing": "counter_mod:Thing"}},
-        {"counter_mod": "LOADS = []\nLOADS.append(1)\nclass Thing: pass\n"},
-    )
-    reg = registry()
-    first = reg.load("thing")
-    assert reg.load("thing") is first
-    assert sys.modules["counter_mod"].LOADS == [1]
-    assert reg.provenance() == {
-        "thing": {
-            "group": GROUP,
-            "name": "thing",
-            "value": "counter_mod:Thing",
-            "distribution": "counter",
-            "version": "1.0",
-        }
-    }
-
-
-def test_unknown_name_names_group_close_matches_and_the_fix(fake_dist):
-    fake_dist("nets", {GROUP: {"resnet50": "m:f", "resnet18": "m:f", "vit": "m:f"}})
-    with pytest.raises(UnknownEntryError) as info:
-        registry(hint="Try timm.").load("resnet5")
-    msg = str(info.value)
-    assert "'resnet5'" in msg and f"'{GROUP}'" in msg
-    assert "resnet50" in msg and "resnet18" in msg and "vit," not in msg
-    assert "misspelled" in msg and "not installed" in msg and "Try timm." in msg
-    assert isinstance(info.value, LookupError)
-
-
-def test_duplicate_names_from_two_distributions_name_both(fake_dist):
-    fake_dist(
-        "first-plugin", {GROUP: {"same": "a_mod:f", "only_a": "a_mod:f"}}, {"a_mod": "def f(): return 'a'\n"}
-    )
-    fake_dist("second-plugin", {GROUP: {"same": "b_mod:f"}}, {"b_mod": "def f(): return 'b'\n"})
-    reg = registry()
-    assert reg.names() == ["only_a", "same"]
-    with pytest.raises(DuplicateEntryError) as info:
-        reg.load("same")
-    assert "first-plugin" in str(info.value) and "second-plugin" in str(info.value)
-    assert reg.load("only_a")() == "a"
-
-
-def test_a_broken_plugin_is_reported_by_distribution_and_spares_the_group(fake_dist):
-    fake_dist(
-        "broken-plugin",
-        {GROUP: {"broken": "broken_mod:f"}},
-        {"broken_mod": "import module_that_does_not_exist\n"},
-        version="0.3",
-    )
-    fake_dist("good-plugin", {GROUP: {"good": "good_mod:f"}}, {"good_mod": "def f(): return 42\n"})
-    reg = registry()
-    with pytest.raises(PluginLoadError) as info:
-        reg.load("broken")
-    assert "broken-plugin 0.3" in str(info.value) and "module_that_does_not_exist" in str(info.value)
-    assert info.value.entry.distribution == "broken-plugin"
-    assert reg.load("good")() == 42
-    loaded, problems = reg.load_all()
-    assert list(loaded) == ["good"] and len(problems) == 1
-
-
-def test_hermetic_switch_keeps_only_the_owners_entries(fake_dist, monkeypatch):
-    fake_dist("owner-dist", {GROUP: {"builtin": "m:f"}})
-    fake_dist("third-party", {GROUP: {"plugin": "m:f"}})
-    assert registry().names() == ["builtin", "plugin"]
-    monkeypatch.setenv(HERMETIC_ENV, "1")
-    reg = registry()
-    assert reg.names() == ["builtin"]
-    with pytest.raises(UnknownEntryError, match=HERMETIC_ENV):
-        reg.entry("plugin")
-    monkeypatch.setenv(HERMETIC_ENV, "0")
-    assert registry().names() == ["builtin", "plugin"]
-
-
-def test_refresh_sees_newly_installed_plugins(fake_dist):
-    reg = registry()
-    assert reg.names() == []
-    fake_dist("late", {GROUP: {"late": "m:f"}})
-    assert reg.names() == []
-    reg.refresh()
-    assert reg.names() == ["late"]
+@pytest.fixture
+def fresh_groups():
+    """Rescan splitnet's groups before and after a test that installs fake plugins."""
+    groups = (BACKBONES, OBJECTIVES, HEADS, DATASETS)
+    for group in groups:
+        group.refresh()
+    yield
+    for group in groups:
+        group.refresh()
 
 
 def test_builtins_travel_the_plugin_route():
-    reg = Registry("splitnet.backbones", owner="splitnet")
-    entry = reg.entry("cifar_resnet110")
-    assert entry.distribution == "splitnet" and entry.value == "splitnet._cifar_resnet:cifar_resnet110"
-    assert Registry("splitnet.objectives", owner="splitnet").entry("greedy").distribution == "splitnet"
+    entry = BACKBONES.entry("cifar_resnet110")
+    assert entry.distribution == "localkit-splitnet"
+    assert entry.value == "splitnet._cifar_resnet:cifar_resnet110"
+    assert OBJECTIVES.entry("greedy").distribution == "localkit-splitnet"
+    assert {BACKBONES.owner, OBJECTIVES.owner, HEADS.owner, DATASETS.owner} == {"localkit-splitnet"}
+
+
+def test_the_errors_are_the_shared_registrys():
+    names = ["RegistryError", "UnknownEntryError", "DuplicateEntryError", "PluginLoadError", "OptionError"]
+    for name in (*names, "ContractError"):
+        assert getattr(splitnet, name) is getattr(localkit_registry, name)
+    assert splitnet.CutContext is localkit_registry.CutContext
+    assert splitnet.HeadContext is localkit_registry.HeadContext
+
+
+def test_a_misspelled_backbone_option_names_the_accepted_ones():
+    with pytest.raises(splitnet.OptionError) as info:
+        splitnet.create_backbone("cifar_resnet20", num_clases=10)
+    assert str(info.value) == (
+        f"backbone 'cifar_resnet20' from 'localkit-splitnet {splitnet.__version__}' does not accept option "
+        "'num_clases' (did you mean 'num_classes'?). It accepts: 'in_chans', 'num_classes', 'pretrained', 'widths'."
+    )
+
+
+def test_a_misspelled_timm_option_names_the_model_classs_keywords():
+    with pytest.raises(splitnet.OptionError) as info:
+        splitnet.create_backbone("resnet10t", num_clases=3)
+    message = str(info.value)
+    assert message.startswith("timm model 'resnet10t' (ResNet) does not accept option 'num_clases'")
+    assert "did you mean 'num_classes'" in message
+    assert {"num_classes", "in_chans", "drop_path_rate", "pretrained"} <= set(info.value.accepted)
+    assert isinstance(info.value, TypeError)
+
+
+def test_timm_keeps_its_own_type_errors_for_a_bad_value():
+    with pytest.raises(TypeError, match="'<=' not supported between instances of 'str' and 'int'") as info:
+        splitnet.create_backbone("resnet10t", num_classes="ten")
+    assert not isinstance(info.value, splitnet.OptionError)
+
+
+def test_a_cifar_resnet_has_no_pretrained_weights():
+    with pytest.raises(ValueError, match="cifar_resnet20 has no pretrained weights"):
+        splitnet.create_backbone("cifar_resnet20", pretrained=True)
+    assert (
+        splitnet.create_backbone("cifar_resnet20", pretrained=False, widths=(8, 16, 32)).fc.in_features == 32
+    )
+
+
+def test_the_greedy_objective_takes_no_options():
+    with pytest.raises(
+        splitnet.OptionError,
+        match="objective 'greedy' .* does not accept option 'lambda_recon'. It accepts no options.",
+    ):
+        splitnet.create_objective("greedy", CONTEXT, lambda_recon=5)
+
+
+def test_a_misspelled_head_option_names_the_accepted_ones():
+    with pytest.raises(
+        splitnet.OptionError,
+        match=r"head 'classifier' .*'dropuot' \(did you mean 'dropout'\?\). It accepts: 'dropout'\.",
+    ):
+        splitnet.create_head("classifier", HEAD_CONTEXT, dropuot=0.5)
+    head = splitnet.create_head("classifier", HEAD_CONTEXT, dropout=0.5)
+    assert head(torch.randn(2, 64, 8, 8)).shape == (2, 10)
+
+
+def test_a_misspelled_dataset_option_names_the_accepted_ones():
+    with pytest.raises(
+        splitnet.OptionError,
+        match=r"dataset 'digits' .*'augmnet' \(did you mean 'augment'\?\). It accepts: 'augment'\.",
+    ):
+        splitnet.create_dataset("digits", None, "test", augmnet=False)
+    with pytest.raises(
+        splitnet.OptionError, match=r"dataset 'cifar10' .* 'downlaod' \(did you mean 'download'\?\)"
+    ):
+        splitnet.create_dataset("cifar10", "data", "test", downlaod=True)
+
+
+def test_a_misspelled_option_fails_planning_at_once_instead_of_skipping_every_cut():
+    model = splitnet.create_backbone("cifar_resnet20")
+    with pytest.raises(splitnet.OptionError, match="objective 'greedy'"):
+        splitnet.plan(model, 2, objective_options={"lambda_recon": 5}, measure_memory=False)
+
+
+def test_a_plugin_objective_with_kwargs_owns_its_strictness(fake_dist, fresh_groups):
+    fake_dist(
+        "lenient-objectives",
+        {"splitnet.objectives": {"lenient": "lenient_obj:make"}},
+        {
+            "lenient_obj": """
+        import torch
+
+        class Loss(torch.nn.Module):
+            def forward(self, features, inputs, targets):
+                return features.mean()
+
+        def make(context, **options):
+            unknown = set(options) - {"scale"}
+            if unknown:
+                raise TypeError(f"make() got an unexpected keyword argument '{sorted(unknown)[0]}'")
+            return Loss()
+    """
+        },
+    )
+    assert isinstance(splitnet.create_objective("lenient", CONTEXT, scale=2), torch.nn.Module)
+    with pytest.raises(splitnet.OptionError) as info:
+        splitnet.create_objective("lenient", CONTEXT, scael=2)
+    assert "'lenient' from 'lenient-objectives 1.0' does not accept option 'scael'" in str(info.value)
+    assert info.value.accepted is None
+
+
+def test_an_objective_written_for_the_old_keyword_contract_is_named(fake_dist, fresh_groups):
+    fake_dist(
+        "old-objectives",
+        {"splitnet.objectives": {"old": "old_obj:make"}},
+        {"old_obj": "def make(*, feature_shape, num_classes, **kw):\n    return None\n"},
+    )
+    with pytest.raises(splitnet.ContractError) as info:
+        splitnet.create_objective("old", CONTEXT)
+    message = str(info.value)
+    assert "objective 'old' from 'old-objectives 1.0' does not follow its group's contract" in message
+    assert "factory(context: CutContext, **options)" in message
+
+
+def test_factories_must_return_a_module(fake_dist, fresh_groups):
+    fake_dist(
+        "bad-heads",
+        {
+            "splitnet.heads": {"bad_head": "bad_heads:make"},
+            "splitnet.objectives": {"bad_obj": "bad_heads:make"},
+        },
+        {"bad_heads": "def make(context, *, width=1):\n    return [width]\n"},
+    )
+    with pytest.raises(
+        splitnet.ContractError,
+        match=r"head 'bad_head' from 'bad-heads 1\.0' returned list, not an nn\.Module",
+    ):
+        splitnet.create_head("bad_head", HEAD_CONTEXT, width=2)
+    with pytest.raises(TypeError, match=r"objective 'bad_obj' from 'bad-heads 1\.0' returned list"):
+        splitnet.create_objective("bad_obj", CONTEXT)
+
+
+def test_planning_stops_at_once_for_an_objective_that_breaks_the_contract(fake_dist, fresh_groups):
+    fake_dist(
+        "old-planned",
+        {"splitnet.objectives": {"old_planned": "old_planned:make"}},
+        {"old_planned": "def make(**context):\n    return None\n"},
+    )
+    model = splitnet.create_backbone("cifar_resnet20")
+    with pytest.raises(splitnet.ContractError, match="'old_planned' from 'old-planned 1.0' does not follow"):
+        splitnet.plan(model, 2, objective="old_planned", measure_memory=False)

@@ -39,7 +39,7 @@ def test_run_writes_config_metrics_checkpoint_and_provenance(tmp_path):
     assert [m["epoch"] for m in lines] == [1, 2]
     assert len(lines[0]["train_loss"]) == 3 and 0 <= lines[-1]["test_acc"] <= 1
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["provenance"]["backbone"]["distribution"] == "splitnet"
+    assert cfg["provenance"]["backbone"]["distribution"] == "localkit-splitnet"
     assert cfg["provenance"]["objective"]["name"] == "greedy"
     assert cfg["provenance"]["dataset"]["name"] == "digits"
     assert len(cfg["plan"]["cuts"]) == 2 == len(summary["cuts"])
@@ -60,7 +60,9 @@ def crash_on_call(monkeypatch, n):
     monkeypatch.setattr(splitnet.LocalNet, "local_step", crashing)
 
 
-@pytest.mark.parametrize(("crash_step", "checkpoint_every", "resumed_at"), [(6, 0, (1, 0)), (8, 3, (1, 2))])
+@pytest.mark.parametrize(
+    ("crash_step", "checkpoint_every", "resumed_at"), [(6, None, (1, 0)), (8, 3, (1, 2))]
+)
 def test_resume_after_a_crash_continues_exactly(
     tmp_path, monkeypatch, crash_step, checkpoint_every, resumed_at
 ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 import warnings
 
 import av
@@ -293,6 +294,71 @@ def test_decoder_process_is_replaced_when_its_memory_grows(videos, reference, mo
     assert len(pids - {None}) >= 2
 
 
+needs_proc = pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads /proc")
+
+
+def _cpu_and_memory(pid: int) -> tuple[float, int]:
+    """CPU seconds (user + system) and resident bytes of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    with open(f"/proc/{pid}/statm") as statm:
+        resident = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), resident
+
+
+@pytest.fixture(scope="module")
+def longer_video(tmp_path_factory, make_video):
+    """400 frames of 320x240: behind a 16-frame read lie ~380 frames (about 90 MB as RGB)."""
+    return make_video(
+        tmp_path_factory.mktemp("longer") / "longer.mp4",
+        frames=400,
+        width=320,
+        height=240,
+        options={"g": "25", "preset": "ultrafast"},
+    )
+
+
+@needs_proc
+def test_an_idle_decord_process_does_not_decode_ahead(longer_video):
+    """After a read, bare decord goes on decoding the rest of the file (0.13 to 0.16 CPU-seconds
+    and 60 MB here, measured); vidio's process must sit still. It is sampled until its CPU time stops
+    moving, so the check bounds work done, not time: load on the machine cannot fail it."""
+    video = vidio.open(longer_video, backend="decord")
+    video.get(range(100, 116))
+    pid = _decord._current_server().pid
+    samples = [_cpu_and_memory(pid)]
+    while len(samples) < 4 or samples[-1][0] != samples[-3][0]:
+        time.sleep(0.2)
+        samples.append(_cpu_and_memory(pid))
+        if len(samples) > 150:
+            break
+    cpu = samples[-1][0] - samples[0][0]
+    grown = max(memory for _, memory in samples) - samples[0][1]
+    assert cpu < 0.05, f"the idle decord process used {cpu:.2f} CPU-seconds"
+    assert grown < 16 * 2**20, f"the idle decord process grew by {grown / 2**20:.0f} MiB"
+    assert _decord._current_server().pid == pid
+
+
+@needs_proc
+def test_the_decord_process_serves_hundreds_of_reads_without_being_replaced(longer_video, reference):
+    """Steady memory, so the growth guard never fires: one process for all reads."""
+    expected = reference(longer_video)
+    server = _decord._current_server()
+    video = vidio.open(longer_video, backend="decord")
+    starts = np.random.default_rng(0).integers(0, len(video) - 16, 300)
+    video.get(range(16))
+    pid, started = server.pid, server.starts
+    for k, start in enumerate(starts):
+        clip = video.get(range(start, start + 16))
+        if k == 30:
+            _, warm = _cpu_and_memory(pid)
+        if k % 50 == 0:
+            np.testing.assert_array_equal(clip, expected[start : start + 16])
+    _, final = _cpu_and_memory(pid)
+    assert (server.pid, server.starts) == (pid, started)
+    assert final - warm < _decord.MAX_SERVER_GROWTH / 8
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_reading_in_dataloader_workers(videos, reference, backend):
     """Readers opened per item, and a reader opened (and used) before the workers were forked."""
@@ -324,5 +390,9 @@ def test_missing_decord_says_what_to_install(videos, monkeypatch):
     monkeypatch.setattr(
         _decord.importlib.util, "find_spec", lambda name, *a: None if name == "decord" else real(name, *a)
     )
-    with pytest.raises(vidio.DecoderUnavailableError, match="pip install decord"):
-        vidio.open(videos["h264.mp4"], backend="decord")
+    _decord._decord_installed.cache_clear()
+    try:
+        with pytest.raises(vidio.DecoderUnavailableError, match="pip install decord"):
+            vidio.open(videos["h264.mp4"], backend="decord")
+    finally:
+        _decord._decord_installed.cache_clear()

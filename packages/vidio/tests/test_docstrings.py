@@ -1,9 +1,9 @@
 """The examples in the public docstrings run and print what they claim.
 
-They run as a user reads them, after ``import vidio``. Every module of the package is
-searched, so an example added anywhere runs; examples marked ``+SKIP`` (they need data sets
-or files a user has) are left out, and finding no runnable example at all is a failure, not
-an empty pass.
+They run as a user reads them, after ``import vidio``, ``import torch`` and ``import numpy
+as np``. Every module of the package is searched, so an example added anywhere runs;
+examples marked ``+SKIP`` (they need data sets or files a user has) are left out, and
+finding no runnable example at all is a failure, not an empty pass.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import doctest
 import importlib
 import pkgutil
 
+import numpy as np
 import pytest
+import torch
 
 import vidio
 
@@ -40,6 +42,8 @@ def test_examples_are_found():
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
     module = importlib.import_module(name)
-    result = doctest.testmod(module, extraglobs={"vidio": vidio}, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(
+        module, extraglobs={"vidio": vidio, "torch": torch, "np": np}, optionflags=doctest.ELLIPSIS
+    )
     assert result.failed == 0
     assert result.attempted == _runnable_examples(module)

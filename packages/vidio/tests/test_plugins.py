@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import vidio
+from localkit_registry import PluginLoadError
 from vidio._decoders import DECODERS
-from vidio._registry import PluginLoadError
 
 PLUGIN = '''
 import numpy as np

@@ -183,7 +183,20 @@ def test_empty_folder_shows_the_expected_layout(tmp_path):
     assert f"no folder {tmp_path / 'leftImg8bit' / 'train'}" in message
     assert "leftImg8bit/train/<city>/<city>_<seq>_<frame>_leftImg8bit.png" in message
     assert "gtFine/train/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png" in message
-    assert "cityscapes-dataset.com" in message
+    assert "register at https://www.cityscapes-dataset.com/register/" in message
+    assert "from https://www.cityscapes-dataset.com/downloads/" in message
+
+
+def test_download_is_refused_with_the_registration_and_download_urls(tree):
+    # refused even where the data is complete: --download asks for something Cityscapes cannot do
+    with pytest.raises(ValueError) as info:
+        splitnet.create_dataset("cityscapes", tree, "train", download=True)
+    message = str(info.value)
+    assert message.startswith("cityscapes cannot be downloaded for you: it needs an account.")
+    assert "Register at https://www.cityscapes-dataset.com/register/" in message
+    assert "gtFine_trainvaltest.zip from https://www.cityscapes-dataset.com/downloads/" in message
+    assert "without --download" in message
+    assert len(splitnet.create_dataset("cityscapes", tree, "train", download=False)) > 0
 
 
 def test_missing_annotations_folder(tree, tmp_path):

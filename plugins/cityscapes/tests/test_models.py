@@ -79,38 +79,64 @@ def test_image_pooling_branch_sees_the_whole_image():
 
 
 def test_head_options_arrive_as_strings_from_the_command_line():
-    head = deeplabv3(
-        in_shape=(64, 8, 8),
-        layout="NCHW",
-        num_classes=5,
-        input_shape=(3, 64, 64),
-        task="segmentation",
-        channels="16",
-        rates="2,4,6",
-        dropout="0",
-        unknown_future_context=1,
+    context = splitnet.HeadContext(
+        feature_shape=(64, 8, 8), num_classes=5, input_shape=(3, 64, 64), task="segmentation"
     )
+    head = deeplabv3(context, channels="16", rates="2,4,6", dropout="0")
     assert head.aspp.rates == (2, 4, 6) and head.classifier.in_channels == 16 and head.dropout.p == 0.0
+    with pytest.raises(TypeError, match="unexpected keyword argument 'unknown_future_option'"):
+        deeplabv3(context, channels="16", unknown_future_option=1)
+
+
+def test_a_misspelled_head_option_names_the_accepted_ones():
+    context = splitnet.HeadContext(
+        feature_shape=(64, 8, 8), num_classes=5, input_shape=(3, 64, 64), task="segmentation"
+    )
+    with pytest.raises(splitnet.OptionError) as info:
+        splitnet.create_head("deeplabv3", context, chanels=16)
+    assert str(info.value) == (
+        f"head 'deeplabv3' from '{DISTRIBUTION} 0.1.0' does not accept option 'chanels' (did you mean "
+        "'channels'?). It accepts: 'channels', 'dropout', 'output_stride', 'rates'."
+    )
+
+
+def test_a_misspelled_backbone_option_names_the_accepted_ones():
+    with pytest.raises(
+        splitnet.OptionError,
+        match=r"backbone 'deeplab_resnet18' .*'output_strid' \(did you mean 'output_stride'\?\)",
+    ):
+        splitnet.create_backbone("deeplab_resnet18", output_strid=16)
+    with pytest.raises(splitnet.OptionError, match="does not accept option 'drop_path'"):
+        splitnet.create_backbone("deeplab_resnet50", drop_path=0.1)
+    assert splitnet.create_backbone("deeplab_resnet18").layer4[-1].drop_path is None
+    assert (
+        splitnet.create_backbone("deeplab_resnet18", drop_path_rate=0.1).layer4[-1].drop_path.drop_prob == 0.1
+    )
 
 
 @pytest.mark.parametrize(
     ("context", "match"),
     [
         ({"task": "classification"}, "segmentation head but the task is 'classification'"),
-        ({"in_shape": (512,), "layout": "NC"}, "needs feature maps"),
+        ({"feature_shape": (512,), "layout": "NC"}, "needs feature maps"),
         (
-            {"in_shape": (512, 2, 2), "input_shape": (3, 64, 64)},
+            {"feature_shape": (512, 2, 2), "input_shape": (3, 64, 64)},
             "no default atrous rates for output stride 32",
         ),
-        ({"in_shape": (512, 8, 4), "input_shape": (3, 64, 128)}, "cannot read an output stride"),
+        ({"feature_shape": (512, 8, 4), "input_shape": (3, 64, 128)}, "cannot read an output stride"),
+        ({"input_shape": None}, "without the input shape, pass output_stride="),
     ],
 )
 def test_head_refuses_what_it_cannot_serve(context, match):
     base = dict(
-        in_shape=(512, 8, 16), layout="NCHW", num_classes=19, input_shape=(3, 64, 128), task="segmentation"
+        feature_shape=(512, 8, 16),
+        layout="NCHW",
+        num_classes=19,
+        input_shape=(3, 64, 128),
+        task="segmentation",
     )
     with pytest.raises(ValueError, match=match):
-        splitnet.create_head("deeplabv3", **{**base, **context})
+        splitnet.create_head("deeplabv3", splitnet.HeadContext(**{**base, **context}))
 
 
 def test_backbones_refuse_a_classifier_and_odd_strides():

@@ -136,7 +136,7 @@ def test_infopro_k2_trains_locally_on_dense_targets(tree, tmp_path):
         )
     )
     assert summary["k"] == 2 and summary["cuts"] == ["backbone.layer3.0"]
-    assert summary["provenance"]["objective"]["distribution"] == "infoloss"
+    assert summary["provenance"]["objective"]["distribution"] == "localkit-infoloss"
     losses = summary["final"]["train_loss"]
     assert len(losses) == 2 and all(v > 0 for v in losses)  # the local InfoPro loss, then the task loss
     result = evaluate_run(run, scales=(0.75, 1.0), flip=True, batch_size=2)
@@ -155,3 +155,59 @@ def test_training_on_a_wrong_folder_shows_the_layout(tmp_path):
     )
     with pytest.raises(DatasetLayoutError, match="leftImg8bit/train/<city>/"):
         splitnet.train(config)
+
+
+@pytest.mark.parametrize(
+    ("section", "typo", "message"),
+    [
+        (
+            "dataset_options",
+            {"crop_sise": [32, 32]},
+            "dataset 'cityscapes' from 'localkit-cityscapes 0.1.0' does not accept option 'crop_sise' (did you mean 'crop_size'?)",
+        ),
+        (
+            "head_options",
+            {"chanels": 32},
+            "head 'deeplabv3' from 'localkit-cityscapes 0.1.0' does not accept option 'chanels' (did you mean 'channels'?)",
+        ),
+    ],
+)
+def test_evaluate_command_names_a_misspelled_option_of_the_run(
+    e2e_run, tmp_path, capsys, section, typo, message
+):
+    run = tmp_path / "edited"
+    run.mkdir()
+    for name in ("config.json", "checkpoint.pt"):
+        (run / name).write_bytes((e2e_run / name).read_bytes())
+    saved = json.loads((run / "config.json").read_text())
+    saved["config"][section] = typo
+    (run / "config.json").write_text(json.dumps(saved))
+    assert cityscapes_main(["evaluate", "--run", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "It accepts: " in err
+
+
+def test_training_refuses_a_misspelled_dataset_option_from_the_command_line(tree, tmp_path, capsys):
+    argv = ["train", "--model", "deeplab_resnet18", "--head", "deeplabv3", "--dataset", "cityscapes"]
+    argv += [
+        "--data-root",
+        str(tree),
+        "--dataset-opt",
+        "scale_rang=1,1",
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+    ]
+    assert splitnet_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "dataset 'cityscapes'" in err and "'scale_rang' (did you mean 'scale_range'?)" in err
+
+
+def test_training_refuses_download_for_cityscapes(tree, tmp_path, capsys):
+    argv = ["train", "--model", "deeplab_resnet18", "--head", "deeplabv3", "--dataset", "cityscapes"]
+    argv += ["--data-root", str(tree), "--download", "--out", str(tmp_path / "run"), "--quiet"]
+    assert splitnet_main(argv) == 2
+    err = capsys.readouterr().err
+    # issue 15: a dataset that needs registration answers --download with where to get it
+    assert "cityscapes cannot be downloaded for you: it needs an account" in err
+    assert "https://www.cityscapes-dataset.com/register/" in err and "--data-root" in err

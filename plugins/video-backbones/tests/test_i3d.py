@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import splitnet
 from localkit_video_backbones import I3D, i3d
 from localkit_video_backbones._i3d import MaxPool3dSame, Unit3D
 
@@ -50,8 +51,15 @@ def test_features_and_num_classes_together_is_an_error():
         i3d(features=True, num_classes=5)
 
 
-def test_unknown_keywords_are_ignored(clip):
-    assert i3d(img_size=224, drop_path_rate=0.1).eval()(clip).shape == (2, 1024)
+def test_unknown_keywords_are_refused_naming_the_accepted_ones():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'drop_path_rate'"):
+        i3d(drop_path_rate=0.1)
+    with pytest.raises(splitnet.OptionError) as info:
+        splitnet.create_backbone("i3d", dropuot=0.1)
+    assert str(info.value) == (
+        "backbone 'i3d' from 'localkit-video-backbones 0.1.0' does not accept option 'dropuot' (did you mean "
+        "'dropout'?). It accepts: 'dropout', 'features', 'in_channels', 'num_classes', 'pretrained', 'weights'."
+    )
 
 
 def test_parameter_names_and_shapes_are_piergiaj_s():

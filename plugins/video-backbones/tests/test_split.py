@@ -44,7 +44,7 @@ def test_i3d_local_step_k2_greedy(clip):
     model = splitnet.create_backbone("i3d", num_classes=3, dropout=0.0)
     plan = splitnet.plan(model, 2, balance="memory", example_input=clip, num_classes=3)
     cut = plan.cuts[0]
-    assert plan.context(cut, 0, 1)["layout"] == "NCTHW"
+    assert plan.context(cut, 0, 1).layout == "NCTHW"
     assert max(plan.stage_bytes) < plan.e2e_bytes  # each stage keeps less for backward than e2e
     net = splitnet.split(model, plan)
     targets = torch.tensor([0, 2])

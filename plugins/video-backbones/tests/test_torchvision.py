@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torchvision.models import video as tv_video
 
+import splitnet
 from localkit_video_backbones import ARCHITECTURES, StaticGridMViT, video_model
 from localkit_video_backbones._mvit import block_grids
 
@@ -86,3 +87,12 @@ def test_mvit_grids_follow_the_query_pooling(arch):
     # 16x224x224 clips, patches of 2x4x4, spatial pooling by 2 at three stage transitions
     assert grids[0] == (8, 56, 56) and grids[-1] == (8, 7, 7) and len(grids) == 16
     assert sorted({g[1] for g in grids}, reverse=True) == [56, 28, 14, 7]
+
+
+def test_a_misspelled_option_names_the_accepted_ones():
+    with pytest.raises(splitnet.OptionError) as info:
+        splitnet.create_backbone("video_r3d_18", num_clases=4)
+    assert str(info.value) == (
+        "backbone 'video_r3d_18' from 'localkit-video-backbones 0.1.0' does not accept option 'num_clases' "
+        "(did you mean 'num_classes'?). It accepts: 'features', 'num_classes', 'pretrained', 'weights'."
+    )

@@ -1,4 +1,4 @@
-"""Local weight files: round trips, the formats people share, and errors that name the fix."""
+"""Local weight files (weights=PATH): round trips, the formats people share, and errors that name the fix."""
 
 from __future__ import annotations
 
@@ -56,31 +56,6 @@ def test_kinetics_file_gives_features_logits_or_a_fresh_head(clip, tmp_path):
     assert fine_tune.logits.conv3d.weight.shape == (10, 1024, 1, 1, 1)
 
 
-def test_hassony2_names_are_renamed(clip, tmp_path):
-    source = randomised(I3D(num_classes=400)).eval()
-    names = {
-        "Conv3d_": "conv3d_",
-        "Mixed_": "mixed_",
-        ".b0.": ".branch_0.",
-        ".b1a.": ".branch_1.0.",
-        ".b1b.": ".branch_1.1.",
-        ".b2a.": ".branch_2.0.",
-        ".b2b.": ".branch_2.1.",
-        ".b3b.": ".branch_3.1.",
-        ".bn.": ".batch3d.",
-        "logits.": "conv3d_0c_1x1.",
-    }
-    state = {}
-    for key, value in source.state_dict().items():
-        for ours, theirs in names.items():
-            key = key.replace(ours, theirs)
-        state[key] = value
-    assert "mixed_4b.branch_1.1.batch3d.running_var" in state and "conv3d_0c_1x1.conv3d.bias" in state
-    path = save(state, tmp_path, "model_rgb.pth")
-    with torch.no_grad():
-        assert torch.equal(i3d(features=False, weights=path).eval()(clip), source(clip))
-
-
 def test_checkpoint_wrappers_are_unwrapped(tmp_path):
     source = randomised(i3d())
     wrapped = {
@@ -115,15 +90,6 @@ def test_flow_file_in_an_rgb_model_names_the_shapes(tmp_path):
     with pytest.raises(WeightsError, match=re.escape(expected)):
         i3d(weights=path)
     assert i3d(in_channels=2, weights=path).Conv3d_1a_7x7.conv3d.weight.shape[1] == 2
-
-
-def test_pretrained_without_a_file_says_pass_weights():
-    with pytest.raises(WeightsError, match="never downloads weights. Pass weights=PATH"):
-        i3d(pretrained=True)
-    with pytest.raises(
-        WeightsError, match=r"never downloads weights. Pass weights=PATH.*r3d_18-b3b3357e\.pth"
-    ):
-        video_r3d_18(pretrained=True)
 
 
 def test_a_missing_file_or_a_download_name_is_refused(tmp_path):

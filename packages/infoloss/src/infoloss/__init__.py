@@ -3,18 +3,22 @@
 InfoPro (reconstruction + supervised contrastive or cross-entropy, Wang et al. ICLR 2021),
 greedy supervised learning through InfoPro's auxiliary heads, and DGL (Belilovsky et al.
 ICML 2020). Each objective is registered in splitnet's ``splitnet.objectives`` entry-point
-group (``infopro``, ``greedy-aux``, ``dgl``) and can also be used directly::
+group (``infopro``, ``greedy-aux``, ``dgl``) and can also be used directly, given the cut's
+:class:`CutContext` (the same class as ``splitnet.CutContext``)::
 
     import torch
     import infoloss
 
-    objective = infoloss.infopro(feature_shape=(16, 32, 32), num_classes=10,
-                                 input_shape=(3, 32, 32), index=0, num_cuts=3)
+    context = infoloss.CutContext(feature_shape=(16, 32, 32), num_classes=10,
+                                  input_shape=(3, 32, 32), index=0, num_cuts=3)
+    objective = infoloss.infopro(context, lambda_recon="5,0")
     loss = objective(torch.randn(8, 16, 32, 32), torch.rand(8, 3, 32, 32), torch.randint(10, (8,)))
 
 Auxiliary nets are sized from the feature shape at the cut, for image features (NCHW,
 NHWC), vision-transformer tokens (NLC, with or without a grid), vectors and video.
 """
+
+from localkit_registry import CutContext
 
 from ._aux import AUX_CONFIGS, DGL_TYPES, AuxHead, DenseAuxHead, DGLHead
 from ._decoder import ReconstructionDecoder
@@ -37,6 +41,7 @@ __all__ = [
     "DGL_TYPES",
     "PAPER_LAMBDAS",
     "AuxHead",
+    "CutContext",
     "DGLHead",
     "DGLObjective",
     "DenseAuxHead",

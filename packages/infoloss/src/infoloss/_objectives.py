@@ -1,20 +1,23 @@
 """The local objectives that infoloss registers in ``splitnet.objectives``.
 
-Each factory is called once per cut as ``factory(**context, **options)`` and returns a
-module whose ``forward(features, inputs, targets)`` is the scalar local loss; it owns its
-auxiliary nets. Options may be strings, as they come from ``--objective-opt name=value``.
+Each objective class is its own factory: splitnet calls it once per cut as
+``Objective(context, **options)`` with the cut's frozen :class:`CutContext`, and it returns
+a module whose ``forward(features, inputs, targets)`` is the scalar local loss; it owns its
+auxiliary nets. The options are the class's keyword parameters, so a misspelled one is an
+error naming them. Options may be strings, as they come from ``--objective-opt name=value``.
+``infopro``, ``greedy_aux`` and ``dgl`` are the classes under their entry-point names.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from localkit_registry import CutContext
 
 from ._aux import DGL_TYPES, AuxHead, DenseAuxHead, DGLHead, parse_aux_config
 from ._decoder import INTERPOLATE_MODES, ReconstructionDecoder
@@ -22,7 +25,6 @@ from ._layout import FeatureLayout
 from ._losses import RECON_LOSSES, at_least_float32, linear_schedule, reconstruction_loss, supcon_loss
 from ._options import parse_bool, parse_choice, parse_float, parse_int, parse_pair
 
-TASKS = ("classification", "segmentation")
 TASK_LOSSES = ("contrast", "cross_entropy")
 IGNORE_INDEX = 255
 _RANGE_TOLERANCE = 1e-4
@@ -64,44 +66,31 @@ def paper_lambdas(num_cuts: int) -> tuple[tuple[float, float], tuple[float, floa
     return PAPER_LAMBDAS[nearest]
 
 
-def _known(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The keywords that ``cls`` accepts: factories ignore the rest, as the contract requires."""
-    accepted = inspect.signature(cls).parameters
-    return {k: v for k, v in kwargs.items() if k in accepted}
-
-
 class _CutObjective(nn.Module):
     """What every objective of one cut shares: its context, and the input checks."""
 
     name = "objective"
 
-    def __init__(
-        self,
-        *,
-        feature_shape: Sequence[int],
-        num_classes: int,
-        layout: str,
-        token_grid: Sequence[int] | None,
-        num_prefix_tokens: int,
-        task: str,
-        index: int,
-        num_cuts: int,
-        check_inputs: Any,
-    ):
+    def __init__(self, context: CutContext, check_inputs: Any):
         super().__init__()
-        self.index = parse_int(self.name, "index", index)
-        self.num_cuts = parse_int(self.name, "num_cuts", num_cuts)
+        if not isinstance(context, CutContext):
+            raise TypeError(
+                f"{self.name}: the first argument must be the cut's localkit_registry.CutContext, "
+                f"got {type(context).__name__}; build one with CutContext(feature_shape=..., num_classes=...)"
+            )
+        self.context = context
+        self.index, self.num_cuts = context.index, context.num_cuts
         self.owner = f"{self.name} (cut {self.index} of {self.num_cuts})"
-        if not 0 <= self.index < self.num_cuts:
-            raise ValueError(f"{self.owner}: the cut index must be in 0 .. num_cuts - 1")
-        if task not in TASKS:
-            raise ValueError(f"{self.owner}: unknown task {task!r}; expected one of {', '.join(TASKS)}")
-        self.task = task
-        self.num_classes = parse_int(self.owner, "num_classes", num_classes)
-        if self.num_classes < 1:
-            raise ValueError(f"{self.owner}: num_classes must be positive, got {self.num_classes}")
+        self.task = context.task
+        self.num_classes = context.num_classes
         self.check_inputs = parse_bool(self.owner, "check_inputs", check_inputs)
-        self.layout = FeatureLayout(feature_shape, layout, token_grid, num_prefix_tokens, owner=self.owner)
+        self.layout = FeatureLayout(
+            context.feature_shape,
+            context.layout,
+            context.token_grid,
+            context.num_prefix_tokens,
+            owner=self.owner,
+        )
 
     def _build(self, factory: Any, *args: Any, **kwargs: Any) -> nn.Module:
         """Build an auxiliary net, naming this objective and cut in any error."""
@@ -236,13 +225,12 @@ class InfoProObjective(_CutObjective):
     ``I(h, y)``. The weights move linearly from their first-cut to their last-cut values
     (:func:`linear_schedule`). An auxiliary net whose weight is 0 at this cut is not built.
 
-    Context (passed by splitnet): ``feature_shape``, ``num_classes``, ``layout``,
-    ``token_grid``, ``num_prefix_tokens``, ``input_shape``, ``input_mean``, ``input_std``,
-    ``task``, ``index``, ``num_cuts`` (see docs/plugins.md).
-
-    Options (numbers may be given as strings):
+    Options are keywords; numbers may be given as strings, and an unknown one is a
+    ``TypeError`` (splitnet reports it as an ``OptionError`` naming these).
 
     Args:
+        context: the cut (splitnet passes it; see docs/plugins.md). Reconstruction needs
+            its ``input_shape``, and ``input_mean``/``input_std`` when inputs are normalised.
         task_loss: ``"contrast"`` (SupCon) or ``"cross_entropy"``; default ``"contrast"``
             for classification and ``"cross_entropy"`` for segmentation (the only one
             supported there).
@@ -259,14 +247,16 @@ class InfoProObjective(_CutObjective):
         check_inputs: check label and image ranges on every call (one host sync; True).
 
     Raises:
-        ValueError: invalid context or options, reconstruction asked for features without
-            a spatial layout or without ``input_shape``, both weights 0 at this cut,
-            contrast with segmentation targets.
+        TypeError: ``context`` is not a :class:`CutContext`.
+        ValueError: invalid options, a context it cannot serve (reconstruction asked for
+            features without a spatial layout or without ``input_shape``), both weights 0
+            at this cut, contrast with segmentation targets.
 
     Example:
         >>> import torch
-        >>> objective = InfoProObjective(feature_shape=(16, 32, 32), num_classes=10,
-        ...     input_shape=(3, 32, 32), index=0, num_cuts=3)
+        >>> context = CutContext(feature_shape=(16, 32, 32), num_classes=10, input_shape=(3, 32, 32),
+        ...     index=0, num_cuts=3)
+        >>> objective = InfoProObjective(context)
         >>> loss = objective(torch.randn(8, 16, 32, 32), torch.rand(8, 3, 32, 32), torch.randint(10, (8,)))
         >>> loss.shape
         torch.Size([])
@@ -276,18 +266,8 @@ class InfoProObjective(_CutObjective):
 
     def __init__(
         self,
+        context: CutContext,
         *,
-        feature_shape: Sequence[int],
-        num_classes: int,
-        layout: str = "NCHW",
-        token_grid: Sequence[int] | None = None,
-        num_prefix_tokens: int = 0,
-        input_shape: Sequence[int] | None = None,
-        input_mean: Sequence[float] | None = None,
-        input_std: Sequence[float] | None = None,
-        task: str = "classification",
-        index: int = 0,
-        num_cuts: int = 1,
         task_loss: str | None = None,
         recon: str = "bce",
         lambda_recon: Any = None,
@@ -300,19 +280,9 @@ class InfoProObjective(_CutObjective):
         aux_channels: Any = None,
         check_inputs: Any = True,
     ):
-        super().__init__(
-            feature_shape=feature_shape,
-            num_classes=num_classes,
-            layout=layout,
-            token_grid=token_grid,
-            num_prefix_tokens=num_prefix_tokens,
-            task=task,
-            index=index,
-            num_cuts=num_cuts,
-            check_inputs=check_inputs,
-        )
+        super().__init__(context, check_inputs)
         owner = self.owner
-        dense = task == "segmentation"
+        dense = self.task == "segmentation"
         default_loss = "cross_entropy" if dense else "contrast"
         self.task_loss = parse_choice(owner, "task_loss", task_loss or default_loss, TASK_LOSSES)
         if dense and self.task_loss == "contrast":
@@ -347,40 +317,36 @@ class InfoProObjective(_CutObjective):
         self.register_buffer("input_mean", None, persistent=False)
         self.register_buffer("input_std", None, persistent=False)
         if self.lambda_recon > 0:
-            self._init_reconstruction(input_shape, input_mean, input_std, heads["widen"], interpolate)
+            self._init_reconstruction(heads["widen"], interpolate)
         self.task_term = (
             _TaskTerm(self, loss=self.task_loss, temperature=self.temperature, **heads)
             if self.lambda_task > 0
             else None
         )
 
-    def _init_reconstruction(
-        self, input_shape: Any, input_mean: Any, input_std: Any, widen: float, interpolate: str
-    ) -> None:
-        owner = self.owner
+    def _init_reconstruction(self, widen: float, interpolate: str) -> None:
+        owner, context = self.owner, self.context
         if not self.layout.has_geometry:
             raise ValueError(
                 f"{owner}: reconstruction needs spatial features, got {self.layout.describe()}; "
                 "pass token_grid for NLC tokens, or lambda_recon=0"
             )
-        if input_shape is None:
+        if context.input_shape is None:
             raise ValueError(f"{owner}: reconstruction needs input_shape (one input sample's shape)")
-        if (input_mean is None) != (input_std is None):
-            raise ValueError(f"{owner}: give both input_mean and input_std, or neither")
         self.decoder = self._build(
             ReconstructionDecoder,
             self.layout.shape,
-            input_shape,
+            context.input_shape,
             layout=self.layout.layout,
             token_grid=self.layout.token_grid,
             num_prefix_tokens=self.layout.num_prefix_tokens,
             widen=widen,
             interpolate=interpolate,
         )
-        if input_mean is not None:
+        if context.input_mean is not None:
             channels, dims = self.decoder.input_shape[0], len(self.decoder.input_shape) - 1
-            self.input_mean = _per_channel(owner, "input_mean", input_mean, channels, dims)
-            self.input_std = _per_channel(owner, "input_std", input_std, channels, dims)
+            self.input_mean = _per_channel(owner, "input_mean", context.input_mean, channels, dims)
+            self.input_std = _per_channel(owner, "input_std", context.input_std, channels, dims)
 
     def reconstruction_target(self, inputs: torch.Tensor) -> torch.Tensor:
         """The ``[0, 1]`` image the decoder predicts: ``inputs * std + mean``, clamped to ``[0, 1]``.
@@ -449,6 +415,7 @@ class GreedyAuxObjective(_CutObjective):
     the paper's "Greedy SL" baseline (which splitnet also provides as ``greedy``).
 
     Args:
+        context: the cut (splitnet passes it).
         aux_config: one of :data:`AUX_CONFIGS` (``"1c2f"``).
         widen: width multiplier (1).
         feature_dim: hidden size of the fully connected layers (128).
@@ -456,11 +423,12 @@ class GreedyAuxObjective(_CutObjective):
         check_inputs: check label ranges on every call (one host sync; True).
 
     Raises:
-        ValueError: invalid context or options, wrong shapes or labels in ``forward``.
+        TypeError: ``context`` is not a :class:`CutContext`.
+        ValueError: invalid options, wrong shapes or labels in ``forward``.
 
     Example:
         >>> import torch
-        >>> objective = GreedyAuxObjective(feature_shape=(64, 8, 8), num_classes=10)
+        >>> objective = GreedyAuxObjective(CutContext(feature_shape=(64, 8, 8), num_classes=10))
         >>> objective(torch.randn(4, 64, 8, 8), None, torch.randint(10, (4,))).shape
         torch.Size([])
     """
@@ -469,32 +437,15 @@ class GreedyAuxObjective(_CutObjective):
 
     def __init__(
         self,
+        context: CutContext,
         *,
-        feature_shape: Sequence[int],
-        num_classes: int,
-        layout: str = "NCHW",
-        token_grid: Sequence[int] | None = None,
-        num_prefix_tokens: int = 0,
-        task: str = "classification",
-        index: int = 0,
-        num_cuts: int = 1,
         aux_config: str = "1c2f",
         widen: Any = 1.0,
         feature_dim: Any = 128,
         aux_channels: Any = None,
         check_inputs: Any = True,
     ):
-        super().__init__(
-            feature_shape=feature_shape,
-            num_classes=num_classes,
-            layout=layout,
-            token_grid=token_grid,
-            num_prefix_tokens=num_prefix_tokens,
-            task=task,
-            index=index,
-            num_cuts=num_cuts,
-            check_inputs=check_inputs,
-        )
+        super().__init__(context, check_inputs)
         heads = _common_options(self.owner, widen, feature_dim, aux_channels, aux_config)
         self.task_term = _TaskTerm(self, loss="cross_entropy", **heads)
 
@@ -514,49 +465,28 @@ class DGLObjective(_CutObjective):
     Classification only.
 
     Args:
+        context: the cut (splitnet passes it).
         aux_type: one of :data:`DGL_TYPES` (``"mlp-sr"``, the paper's default).
         check_inputs: check label ranges on every call (one host sync; True).
 
     Raises:
+        TypeError: ``context`` is not a :class:`CutContext`.
         ValueError: segmentation or video features, invalid options, wrong shapes or labels.
 
     Example:
         >>> import torch
-        >>> objective = DGLObjective(feature_shape=(32, 16, 16), num_classes=10)
+        >>> objective = DGLObjective(CutContext(feature_shape=(32, 16, 16), num_classes=10))
         >>> objective(torch.randn(4, 32, 16, 16), None, torch.randint(10, (4,))).shape
         torch.Size([])
     """
 
     name = "dgl"
 
-    def __init__(
-        self,
-        *,
-        feature_shape: Sequence[int],
-        num_classes: int,
-        layout: str = "NCHW",
-        token_grid: Sequence[int] | None = None,
-        num_prefix_tokens: int = 0,
-        task: str = "classification",
-        index: int = 0,
-        num_cuts: int = 1,
-        aux_type: str = "mlp-sr",
-        check_inputs: Any = True,
-    ):
-        super().__init__(
-            feature_shape=feature_shape,
-            num_classes=num_classes,
-            layout=layout,
-            token_grid=token_grid,
-            num_prefix_tokens=num_prefix_tokens,
-            task=task,
-            index=index,
-            num_cuts=num_cuts,
-            check_inputs=check_inputs,
-        )
-        if task != "classification":
+    def __init__(self, context: CutContext, *, aux_type: str = "mlp-sr", check_inputs: Any = True):
+        super().__init__(context, check_inputs)
+        if self.task != "classification":
             raise ValueError(
-                f"{self.owner}: the DGL auxiliary net is a classifier; for {task} use greedy-aux "
+                f"{self.owner}: the DGL auxiliary net is a classifier; for {self.task} use greedy-aux "
                 "or infopro with task_loss=cross_entropy"
             )
         self.aux_type = parse_choice(self.owner, "aux_type", aux_type, DGL_TYPES)
@@ -578,25 +508,7 @@ class DGLObjective(_CutObjective):
         return f"{self.owner}, {self.layout.describe()}, aux_type={self.aux_type}"
 
 
-def infopro(**kwargs: Any) -> InfoProObjective:
-    """Entry point ``infopro``: :class:`InfoProObjective` from splitnet's context and user options.
-
-    Unknown keywords are ignored (the ``splitnet.objectives`` contract).
-
-    Example:
-        >>> objective = infopro(feature_shape=(32, 16, 16), num_classes=10, input_shape=(3, 32, 32),
-        ...     index=1, num_cuts=3, lambda_recon="5,0", lambda_task="0,1", some_future_context=1)
-        >>> objective.lambda_recon, objective.lambda_task
-        (2.5, 0.5)
-    """
-    return InfoProObjective(**_known(InfoProObjective, kwargs))
-
-
-def greedy_aux(**kwargs: Any) -> GreedyAuxObjective:
-    """Entry point ``greedy-aux``: :class:`GreedyAuxObjective`; unknown keywords are ignored."""
-    return GreedyAuxObjective(**_known(GreedyAuxObjective, kwargs))
-
-
-def dgl(**kwargs: Any) -> DGLObjective:
-    """Entry point ``dgl``: :class:`DGLObjective`; unknown keywords are ignored."""
-    return DGLObjective(**_known(DGLObjective, kwargs))
+# The entry points (pyproject.toml) and the public names: each class is its own factory.
+infopro = InfoProObjective
+greedy_aux = GreedyAuxObjective
+dgl = DGLObjective

@@ -1,7 +1,7 @@
 """The entry-point groups scoredist reads but does not own: backbones and datasets.
 
-scoredist never imports splitnet or vidio; it reads their groups through its own copy of
-the registry, so any distribution that declares an entry there works.
+scoredist never imports splitnet or vidio; it reads their groups through the shared
+registry (localkit-registry), so any distribution that declares an entry there works.
 """
 
 from __future__ import annotations
@@ -10,19 +10,20 @@ from typing import Any
 
 from torch import nn
 
-from ._registry import Registry
+from localkit_registry import ContractError, Registry
 
 BACKBONES = Registry(
     "splitnet.backbones",
-    owner="splitnet",
+    owner="localkit-splitnet",
     kind="backbone",
     hint="scoredist itself provides 'tiny3d'; video backbones such as I3D come from plugins.",
 )
 DATASETS = Registry(
     "vidio.datasets",
-    owner="vidio",
+    owner="localkit-vidio",
     kind="dataset",
-    hint="Datasets come from vidio (pip install vidio) or a plugin declaring a 'vidio.datasets' entry.",
+    hint="Datasets come from vidio (pip install localkit-vidio) or a plugin declaring a 'vidio.datasets' entry.",
+    contract="factory(root, split, **options)",
 )
 
 
@@ -34,17 +35,18 @@ def create_backbone(name: str, **kwargs: Any) -> nn.Module:
 
     Raises:
         UnknownEntryError: no installed distribution provides ``name``.
-        TypeError: the factory did not return an ``nn.Module``.
+        OptionError: an option the backbone does not accept; names the accepted ones.
+        ContractError: the factory did not return an ``nn.Module``.
 
     Example:
         >>> net = create_backbone("tiny3d", width=8)
         >>> net(torch.zeros(2, 3, 8, 32, 32)).shape
         torch.Size([2, 32])
     """
-    model = BACKBONES.load(name)(**kwargs)
+    model = BACKBONES.create(name, **kwargs)
     if not isinstance(model, nn.Module):
         entry = BACKBONES.entry(name)
-        raise TypeError(
+        raise ContractError(
             f"backbone '{name}' from '{entry.distribution} {entry.version}' returned "
             f"{type(model).__name__}, not a torch.nn.Module; a 'splitnet.backbones' entry must be "
             f"a factory (**kw) -> nn.Module"
@@ -60,9 +62,10 @@ def create_dataset(name: str, root: str, split: str, **kwargs: Any) -> Any:
 
     Raises:
         UnknownEntryError: no installed distribution provides ``name``.
+        OptionError: an option the dataset does not accept; names the accepted ones.
         ValueError: the split is empty.
     """
-    dataset = DATASETS.load(name)(root, split, **kwargs)
+    dataset = DATASETS.create(name, root, split, **kwargs)
     if len(dataset) == 0:
         raise ValueError(
             f"split '{split}' of dataset '{name}' at {root} is empty; check the root, the split "

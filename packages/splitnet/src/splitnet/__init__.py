@@ -15,42 +15,57 @@ Example:
     4
 """
 
+from localkit_registry import (
+    ContractError,
+    CutContext,
+    DuplicateEntryError,
+    HeadContext,
+    OptionError,
+    PluginLoadError,
+    RegistryError,
+    UnknownEntryError,
+)
+
 from ._backbones import backbone_provenance, create_backbone, list_backbones
+from ._build import HeadedModel, attach_head
+from ._config import TrainConfig
 from ._datasets import DatasetLayoutError, create_dataset, list_datasets
-from ._errors import NonFiniteLossError, SplitError, TraceFailure
+from ._errors import (
+    CheckpointError,
+    NonFiniteLossError,
+    RunFolderError,
+    SplitError,
+    TraceFailure,
+    TrainingError,
+)
+from ._evaluation import evaluate
 from ._heads import create_head, list_heads
 from ._localnet import LocalNet, StepResult, split
 from ._objectives import create_objective, list_objectives
 from ._plan import Plan, plan
-from ._registry import DuplicateEntryError, PluginLoadError, RegistryError, UnknownEntryError
 from ._trace import Chain, CutPoint, trace
-from ._train import (
-    CheckpointError,
-    HeadedModel,
-    Run,
-    TrainConfig,
-    TrainingError,
-    attach_head,
-    evaluate,
-    load_run,
-    train,
-)
+from ._train import Run, load_run, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Chain",
     "CheckpointError",
+    "ContractError",
+    "CutContext",
     "CutPoint",
     "DatasetLayoutError",
     "DuplicateEntryError",
+    "HeadContext",
     "HeadedModel",
     "LocalNet",
     "NonFiniteLossError",
+    "OptionError",
     "Plan",
     "Run",
     "PluginLoadError",
     "RegistryError",
+    "RunFolderError",
     "SplitError",
     "StepResult",
     "TraceFailure",

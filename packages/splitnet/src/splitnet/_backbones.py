@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import difflib
+import inspect
+import re
+import sys
 
 from torch import nn
 
+from localkit_registry import UnknownEntryError, check_options
+
 from ._registries import BACKBONES, instantiate
-from ._registry import UnknownEntryError
+
+_TIMM_REFUSAL = re.compile(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'")
 
 
 def list_backbones(pattern: str = "*", exclude: str | list[str] = ()) -> list[str]:
@@ -29,7 +35,7 @@ def create_backbone(name: str, **kwargs) -> nn.Module:
 
     Args:
         name: an entry-point name (``cifar_resnet110``) or any ``timm.list_models()`` name.
-        **kwargs: passed to the factory (``num_classes=10``, ``pretrained=True``, ...).
+        **kwargs: the factory's options (``num_classes=10``, ``pretrained=True``, ...).
 
     Returns:
         The model, an ``nn.Module``.
@@ -38,6 +44,8 @@ def create_backbone(name: str, **kwargs) -> nn.Module:
         UnknownEntryError: neither the group nor timm knows ``name``; the message lists the
             closest names of both.
         PluginLoadError: the plugin that declares ``name`` fails to import.
+        OptionError: an option the backbone (an entry, or timm's model class) does not
+            accept; the message names the accepted ones.
 
     Example:
         >>> import splitnet
@@ -50,7 +58,11 @@ def create_backbone(name: str, **kwargs) -> nn.Module:
     import timm
 
     if timm.is_model(name):
-        return timm.create_model(name, **kwargs)
+        try:
+            return timm.create_model(name, **kwargs)
+        except TypeError as exc:
+            _refused_by_timm(name, exc, kwargs)
+            raise
     try:
         BACKBONES.entry(name)
     except UnknownEntryError as exc:
@@ -59,6 +71,30 @@ def create_backbone(name: str, **kwargs) -> nn.Module:
             str(exc) + (f" Closest timm models: {', '.join(close)}." if close else "")
         ) from None
     raise AssertionError("unreachable: the name is neither registered nor unknown")
+
+
+def _keywords(function) -> set[str]:
+    parameters = inspect.signature(function).parameters.values()
+    return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _refused_by_timm(name: str, exc: TypeError, options: dict) -> None:
+    """Raise an ``OptionError`` when timm refused one of the user's options with ``exc``.
+
+    The accepted names are ``timm.create_model``'s own and those of the model class that
+    refused the keyword (found in the module of the model's entry point).
+    """
+    import timm
+    from timm.models import model_entrypoint
+
+    refusal = _TIMM_REFUSAL.search(str(exc))
+    if refusal is None or refusal.group(2) not in options:
+        return
+    model_class = getattr(sys.modules[model_entrypoint(name).__module__], refusal.group(1), None)
+    accepted = _keywords(timm.create_model) - {"model_name"}
+    if model_class is not None:
+        accepted |= _keywords(model_class)
+    check_options(f"timm model '{name}' ({refusal.group(1)})", [refusal.group(2)], sorted(accepted))
 
 
 def backbone_provenance(name: str) -> dict[str, str]:

@@ -155,12 +155,24 @@ class CifarResNet(nn.Module):
 
 
 def _factory(depth: int):
-    def create(num_classes: int = 10, in_chans: int = 3, **kwargs) -> CifarResNet:
-        kwargs.pop("pretrained", None)  # nothing to download: these are trained from scratch
-        return CifarResNet(depth, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    def create(
+        *,
+        num_classes: int = 10,
+        in_chans: int = 3,
+        widths: tuple[int, int, int] = (16, 32, 64),
+        pretrained: bool = False,
+    ) -> CifarResNet:
+        if pretrained:
+            raise ValueError(
+                f"cifar_resnet{depth} has no pretrained weights (it is trained from scratch): drop pretrained=True"
+            )
+        return CifarResNet(depth, num_classes=num_classes, in_chans=in_chans, widths=tuple(widths))
 
     create.__name__ = f"cifar_resnet{depth}"
-    create.__doc__ = f"CIFAR ResNet-{depth} ({(depth - 2) // 6} BasicBlocks per stage, 16/32/64 channels)."
+    create.__doc__ = (
+        f"CIFAR ResNet-{depth} ({(depth - 2) // 6} BasicBlocks per stage, 16/32/64 channels). Options: "
+        "``num_classes``, ``in_chans``, ``widths``; ``pretrained=True`` is an error (no weights exist)."
+    )
     return create
 
 

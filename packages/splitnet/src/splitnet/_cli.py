@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ._registry import RegistryError
+from localkit_registry import RegistryError
 
 GROUPS = ("backbones", "objectives", "heads", "datasets")
 
@@ -91,9 +91,9 @@ def _model_and_input(args):
     model = create_backbone(args.model, **parse_options(args.model_opt, "--model-opt"))
     example = example_batch(model, args.input_size)
     if args.head:
-        from ._train import attach_head
+        from ._build import attach_head
 
-        if not args.num_classes:
+        if args.num_classes is None:
             raise ValueError("--head needs --num-classes (the head's output classes)")
         model = attach_head(
             model,
@@ -229,9 +229,15 @@ def _cmd_memory(args) -> int:
 def _cmd_train(args) -> int:
     from dataclasses import fields
 
-    from ._train import TrainConfig, train
+    from ._config import TrainConfig
+    from ._train import train
 
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name in vars(args)}
+    # a flag not given is None and leaves TrainConfig's default; any value given is checked there
+    given = {
+        f.name: getattr(args, f.name)
+        for f in fields(TrainConfig)
+        if f.name in vars(args) and getattr(args, f.name) is not None
+    }
     config = TrainConfig(
         **{
             **given,
@@ -239,8 +245,6 @@ def _cmd_train(args) -> int:
             "head_options": parse_options(args.head_opt, "--head-opt"),
             "dataset_options": parse_options(args.dataset_opt, "--dataset-opt"),
             "objective_options": parse_options(args.objective_opt, "--objective-opt"),
-            "k": args.k or 1,
-            "batch_size": args.batch_size or 128,
             "nesterov": not args.no_nesterov,
             "progress": not args.quiet,
         }
@@ -293,7 +297,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train end-to-end (--k 1) or locally (--k K --objective ...)")
     _add_model_args(p)
     _add_plan_args(p)
-    p.set_defaults(k=1)
     p.add_argument("--dataset", default="digits", help="splitnet.datasets entry (digits works offline)")
     p.add_argument("--data-root", help="folder holding the dataset in its official layout")
     p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
@@ -324,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/train", help="run folder: config, metrics.jsonl, checkpoint.pt")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
+    p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
     p.add_argument("--max-steps-per-epoch", type=int, help="cap the steps of an epoch (smoke runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
@@ -357,8 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m splitnet`` and the ``splitnet`` console script."""
+    from ._errors import TrainingError
     from ._peak import MeasurementError
-    from ._train import TrainingError
 
     args = build_parser().parse_args(argv)
     try:

@@ -1,10 +1,11 @@
-"""Image datasets, found in ``splitnet.datasets``: ``factory(root, split, **kw) -> Dataset``.
+"""Image datasets, found in ``splitnet.datasets``: ``factory(root, split, **options) -> Dataset``.
 
-Built-ins read the official on-disk formats and never download unless asked
-(``download=True``): CIFAR-10/100 (``cifar-10-batches-py``, ``cifar-100-python``), SVHN
-(``train_32x32.mat``), STL-10 (``stl10_binary``), any ImageFolder tree
-(``root/<split>/<class>/<image>``), and ``digits``: scikit-learn's bundled 8x8 handwritten
-digits resized to 32x32 RGB, the embedded default that works offline.
+Built-ins read the official on-disk formats: CIFAR-10/100 (``cifar-10-batches-py``,
+``cifar-100-python``), SVHN (``train_32x32.mat``), STL-10 (``stl10_binary``), any ImageFolder
+tree (``root/<split>/<class>/<image>``), and ``digits``: scikit-learn's bundled 8x8 handwritten
+digits resized to 32x32 RGB, the embedded default that works offline. CIFAR, SVHN and STL-10
+are downloaded only when asked (``download=True``, ``--download``), and only when missing,
+through torchvision (its URLs, md5 checksums and downloader).
 
 Every dataset yields ``(image, target)`` and carries ``num_classes``, ``task``, ``mean``
 and ``std`` (the normalisation its transform applied, which reconstruction objectives
@@ -13,6 +14,8 @@ undo).
 
 from __future__ import annotations
 
+import http.client
+import logging
 import pickle
 from pathlib import Path
 
@@ -20,7 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from localkit_registry import ContractError
+
 from ._registries import DATASETS
+
+log = logging.getLogger(__name__)
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 SVHN_MEAN, SVHN_STD = (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)
@@ -37,20 +44,33 @@ def list_datasets(pattern: str = "*", exclude: str | list[str] = ()) -> list[str
     return DATASETS.names(pattern, exclude)
 
 
-def create_dataset(name: str, root: str | Path | None, split: str, **kwargs) -> Dataset:
+def create_dataset(name: str, root: str | Path | None, split: str, **options) -> Dataset:
     """Build dataset ``name`` for ``split`` (``"train"`` or ``"test"``) from ``root``.
+
+    Args:
+        name: a ``splitnet.datasets`` entry.
+        root: the folder holding the data (``None`` for embedded data such as ``digits``).
+        split: ``"train"`` or ``"test"`` (``"val"`` where the dataset has one).
+        **options: the dataset's own options (``augment=False``, ``download=True``, ...).
 
     Raises:
         UnknownEntryError: no distribution provides ``name``.
+        OptionError: an option the dataset does not accept; names the accepted ones.
+        ContractError: the dataset lacks an attribute the contract asks for.
         DatasetLayoutError: ``root`` is not in the layout the dataset reads; the message
             shows the expected layout.
         ValueError: an unknown split.
+
+    Example:
+        >>> import splitnet
+        >>> splitnet.create_dataset("digits", None, "test", augment=False).num_classes
+        10
     """
-    dataset = DATASETS.load(name)(root, split, **kwargs)
+    dataset = DATASETS.create(name, root, split, **options)
     for attribute in ("num_classes", "task", "mean", "std"):
         if not hasattr(dataset, attribute):
             entry = DATASETS.entry(name)
-            raise TypeError(
+            raise ContractError(
                 f"dataset '{name}' from '{entry.distribution}' lacks the attribute '{attribute}' that "
                 "splitnet.datasets entries must carry (see docs/plugins.md)"
             )
@@ -89,7 +109,9 @@ class _Wrapped(Dataset):
 
 def _require(root: str | Path | None, name: str, layout: str, marker: str, download: bool) -> Path:
     if root is None:
-        raise DatasetLayoutError(f"{name} needs --data-root (a folder holding {layout})")
+        raise DatasetLayoutError(
+            f"{name} needs --data-root (a folder holding {layout}; with --download, the folder to download it into)"
+        )
     root = Path(root).expanduser()
     if not download and not (root / marker).exists():
         raise DatasetLayoutError(
@@ -97,6 +119,27 @@ def _require(root: str | Path | None, name: str, layout: str, marker: str, downl
             "Point --data-root at the folder that contains it, or pass download=True (--download) to fetch it."
         )
     return root
+
+
+def _download(name: str, root: Path, url: str, filename: str, md5: str, extract: bool) -> None:
+    """torchvision's download of ``url`` into ``root`` (unpacked if ``extract``), its md5 checked."""
+    from torchvision.datasets.utils import download_and_extract_archive, download_url
+
+    log.info("%s: downloading %s into %s", name, url, root)
+    try:
+        if extract:
+            download_and_extract_archive(url, str(root), filename=filename, md5=md5)
+        else:
+            download_url(url, str(root), filename=filename, md5=md5)
+    except (
+        OSError,
+        RuntimeError,
+        http.client.HTTPException,
+    ) as exc:  # torchvision: RuntimeError for a bad md5
+        raise DatasetLayoutError(
+            f"{name}: downloading {url} into {root} failed ({type(exc).__name__}: {exc}). Run again when the "
+            f"connection works, or fetch {filename} yourself and unpack it under {root}."
+        ) from exc
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -159,29 +202,40 @@ def _read_cifar(folder: Path, files: list[str], label_key: bytes) -> tuple[np.nd
 def _cifar(root, split, download, augment, name, folder, files, label_key, num_classes):
     _check_split(split)
     root = _require(root, name, f"{folder}/", folder, download)
-    if download:
+    if download and not (root / folder).exists():
         from torchvision.datasets import CIFAR10, CIFAR100
 
-        (CIFAR10 if num_classes == 10 else CIFAR100)(str(root), download=True)
+        # only the archive comes from torchvision: its CIFAR class unpickles batches without limits
+        official = CIFAR10 if num_classes == 10 else CIFAR100
+        _download(name, root, official.url, official.filename, official.tgz_md5, extract=True)
     images, labels = _read_cifar(root / folder, files[split], label_key)
     tf = _transforms(split == "train" and augment, 32, CIFAR_MEAN, CIFAR_STD, flip=True, padding=4)
     return ArrayImages(images, labels, tf, num_classes, CIFAR_MEAN, CIFAR_STD)
 
 
-def cifar10(root, split, download: bool = False, augment: bool = True, **_) -> Dataset:
-    """CIFAR-10 in its official python format: ``root/cifar-10-batches-py/{data_batch_1..5,test_batch}``."""
+def cifar10(root, split, *, download: bool = False, augment: bool = True) -> Dataset:
+    """CIFAR-10 in its official python format: ``root/cifar-10-batches-py/{data_batch_1..5,test_batch}``.
+
+    ``download=True`` fetches torchvision's copy of the official archive into ``root`` when missing.
+    """
     files = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
     return _cifar(root, split, download, augment, "cifar10", "cifar-10-batches-py", files, b"labels", 10)
 
 
-def cifar100(root, split, download: bool = False, augment: bool = True, **_) -> Dataset:
-    """CIFAR-100 in its official python format: ``root/cifar-100-python/{train,test}`` (fine labels)."""
+def cifar100(root, split, *, download: bool = False, augment: bool = True) -> Dataset:
+    """CIFAR-100 in its official python format: ``root/cifar-100-python/{train,test}`` (fine labels).
+
+    ``download=True`` fetches torchvision's copy of the official archive into ``root`` when missing.
+    """
     files = {"train": ["train"], "test": ["test"]}
     return _cifar(root, split, download, augment, "cifar100", "cifar-100-python", files, b"fine_labels", 100)
 
 
-def svhn(root, split, download: bool = False, augment: bool = True, **_) -> Dataset:
-    """SVHN (cropped digits): ``root/{train,test}_32x32.mat``. Needs scipy to read .mat files."""
+def svhn(root, split, *, download: bool = False, augment: bool = True) -> Dataset:
+    """SVHN (cropped digits): ``root/{train,test}_32x32.mat``. Needs scipy to read .mat files.
+
+    ``download=True`` fetches the split's official file into ``root`` when missing.
+    """
     from torchvision.datasets import SVHN
 
     _check_split(split)
@@ -189,22 +243,30 @@ def svhn(root, split, download: bool = False, augment: bool = True, **_) -> Data
     try:
         import scipy.io  # noqa: F401  (torchvision reads .mat files with it)
     except ImportError as exc:
-        raise ImportError("reading SVHN needs scipy: pip install 'splitnet[data]'") from exc
+        raise ImportError("reading SVHN needs scipy: pip install 'localkit-splitnet[data]'") from exc
+    if download and not (root / f"{split}_32x32.mat").exists():
+        url, filename, md5 = SVHN.split_list[split]
+        _download("svhn", root, url, filename, md5, extract=False)
     tf = _transforms(split == "train" and augment, 32, SVHN_MEAN, SVHN_STD, flip=False, padding=2)
-    return _Wrapped(SVHN(str(root), split=split, transform=tf, download=download), 10, SVHN_MEAN, SVHN_STD)
+    return _Wrapped(SVHN(str(root), split=split, transform=tf), 10, SVHN_MEAN, SVHN_STD)
 
 
-def stl10(root, split, download: bool = False, augment: bool = True, **_) -> Dataset:
-    """STL-10 (labelled part): ``root/stl10_binary/{train,test}_{X,y}.bin``."""
+def stl10(root, split, *, download: bool = False, augment: bool = True) -> Dataset:
+    """STL-10 (labelled part): ``root/stl10_binary/{train,test}_{X,y}.bin``.
+
+    ``download=True`` fetches the official archive (2.5 GB) into ``root`` when missing.
+    """
     from torchvision.datasets import STL10
 
     _check_split(split)
     root = _require(root, "stl10", "stl10_binary/", "stl10_binary", download)
+    if download and not (root / "stl10_binary").exists():
+        _download("stl10", root, STL10.url, STL10.filename, STL10.tgz_md5, extract=True)
     tf = _transforms(split == "train" and augment, 96, STL_MEAN, STL_STD, flip=True, padding=12)
-    return _Wrapped(STL10(str(root), split=split, transform=tf, download=download), 10, STL_MEAN, STL_STD)
+    return _Wrapped(STL10(str(root), split=split, transform=tf), 10, STL_MEAN, STL_STD)
 
 
-def imagefolder(root, split, image_size: int = 224, augment: bool = True, **_) -> Dataset:
+def imagefolder(root, split, *, image_size: int = 224, augment: bool = True) -> Dataset:
     """Any tree ``root/<split>/<class>/<image>`` (ImageNet style), resized to ``image_size``."""
     from torchvision import transforms as T
     from torchvision.datasets import ImageFolder
@@ -272,7 +334,7 @@ class DigitsDataset(Dataset):
             from sklearn.datasets import load_digits
         except ImportError as exc:
             raise ImportError(
-                "the digits dataset ships with scikit-learn: pip install 'splitnet[data]'"
+                "the digits dataset ships with scikit-learn: pip install 'localkit-splitnet[data]'"
             ) from exc
         digits = load_digits()
         images = torch.tensor(digits.images, dtype=torch.float32) / 16.0
@@ -302,6 +364,9 @@ class DigitsDataset(Dataset):
         return (image - 0.5) / 0.5, self.labels[index]
 
 
-def digits(root, split, augment: bool = True, **_) -> Dataset:
-    """The embedded default: scikit-learn's handwritten digits at 32x32 (``root`` is ignored)."""
+def digits(root, split, *, augment: bool = True) -> Dataset:
+    """The embedded default: scikit-learn's handwritten digits at 32x32 (``root`` is ignored).
+
+    It ships with scikit-learn, so it has no ``download`` option.
+    """
     return DigitsDataset(split, augment=augment)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ._config import TrainConfig
 from ._peak import measure_peak
 from ._registries import OBJECTIVES
-from ._train import TrainConfig, train
+from ._train import train
 
 MODEL = "cifar_resnet32"
 BATCH = 64
@@ -34,7 +35,9 @@ def run_demo(out: str | Path, epochs: int = 12, seed: int = 0) -> list[dict]:
     rows, skipped = [], []
     for label, k, objective in METHODS:
         if objective not in OBJECTIVES:
-            skipped.append(f"{label}: objective '{objective}' is not installed (pip install infoloss)")
+            skipped.append(
+                f"{label}: objective '{objective}' is not installed (pip install localkit-infoloss)"
+            )
             continue
         print(f"== {label}")
         config = TrainConfig(
@@ -141,7 +144,9 @@ def _plot(rows: list[dict], path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print(f"no plot written: matplotlib is missing (pip install 'splitnet[plot]'); wanted {path}")
+        print(
+            f"no plot written: matplotlib is missing (pip install 'localkit-splitnet[plot]'); wanted {path}"
+        )
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     width = 0.8 / len(rows)

@@ -11,3 +11,15 @@ class TraceFailure(SplitError):
 
 class NonFiniteLossError(FloatingPointError):
     """A local or task loss became NaN or infinite; training stops at that step."""
+
+
+class TrainingError(RuntimeError):
+    """A run stopped: a non-finite loss (step, stage and loss named) or an unusable checkpoint."""
+
+
+class CheckpointError(TrainingError):
+    """A checkpoint is corrupt, truncated, of another format, or belongs to a different run."""
+
+
+class RunFolderError(TrainingError):
+    """The run folder cannot be used: not writable, full, not a folder, or in use by another run."""

@@ -111,6 +111,7 @@ class LocalNet(nn.Module):
         autocast_dtype: torch.dtype | None = None,
         grad_scaler: torch.amp.GradScaler | None = None,
         check_labels: bool = True,
+        check_inputs: bool = True,
         sync: bool = True,
     ) -> StepResult:
         """Forward and backward every stage on its local loss; gradients accumulate in ``.grad``.
@@ -121,11 +122,14 @@ class LocalNet(nn.Module):
         Args:
             inputs: a batch of inputs.
             targets: class labels ``(B,)``, or ``(B, H, W)`` for segmentation (255 ignored).
-            loss_scale: multiplies every loss before backward.
+            loss_scale: multiplies every loss before backward (finite and positive).
             autocast_dtype: run forward passes and losses under ``torch.autocast`` with this
                 dtype (``torch.bfloat16`` on CPU; ``float16``/``bfloat16`` on CUDA).
             grad_scaler: a ``torch.amp.GradScaler`` for float16 training.
             check_labels: validate label ranges (one cheap reduction per step).
+            check_inputs: refuse NaN or infinite inputs before any backward pass (one cheap
+                reduction per step); inputs that already make a loss NaN raise
+                ``NonFiniteLossError`` as any non-finite loss does.
             sync: after :meth:`distribute`, reduce gradients across processes in this step
                 (pass ``False`` for all but the last micro-batch of an accumulation).
 
@@ -134,8 +138,18 @@ class LocalNet(nn.Module):
 
         Raises:
             NonFiniteLossError: a loss is NaN or infinite; names the stage and the loss.
-            ValueError: labels outside ``0 .. num_classes - 1``.
+            ValueError: labels outside ``0 .. num_classes - 1``, inputs holding NaN or inf,
+                or a ``loss_scale`` that is not a finite positive number.
+
+        Example:
+            >>> import torch, splitnet
+            >>> model = splitnet.create_backbone("cifar_resnet20")
+            >>> net = splitnet.split(model, splitnet.plan(model, 2, measure_memory=False))
+            >>> result = net.local_step(torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,)))
+            >>> len(result.losses)
+            2
         """
+        _check_loss_scale(loss_scale)
         if check_labels and self.num_classes is not None:
             check_targets(targets, self.num_classes, self.task, "LocalNet.local_step")
         h, losses = inputs, []
@@ -148,6 +162,7 @@ class LocalNet(nn.Module):
                 loss_scale=loss_scale,
                 autocast_dtype=autocast_dtype,
                 grad_scaler=grad_scaler,
+                check_inputs=check_inputs and k == 0,
                 sync=sync,
             )
             losses.append(loss)
@@ -163,13 +178,21 @@ class LocalNet(nn.Module):
         loss_scale: float = 1.0,
         autocast_dtype: torch.dtype | None = None,
         grad_scaler: torch.amp.GradScaler | None = None,
+        check_inputs: bool = False,
         sync: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Train stage ``k`` alone on input ``h``: forward, its loss, backward.
 
         This is one iteration of :meth:`local_step`; a stage-parallel worker that owns stage
         ``k`` calls it with the activations it received. Returns the detached output and loss.
+        ``check_inputs`` refuses an ``h`` holding NaN or inf before the backward pass.
+
+        Raises:
+            NonFiniteLossError: the stage's loss is NaN or infinite.
+            ValueError: a ``loss_scale`` that is not a finite positive number, or (with
+                ``check_inputs``) an input holding NaN or inf.
         """
+        _check_loss_scale(loss_scale)
         runner = self._runners[k]
         amp = (
             torch.autocast(inputs.device.type, dtype=autocast_dtype)
@@ -190,6 +213,13 @@ class LocalNet(nn.Module):
                 raise NonFiniteLossError(
                     f"stage {k + 1} of {self.k}: {what} is {value}. Lower the learning rate, check the "
                     "inputs for NaN/inf, or use bfloat16 instead of float16."
+                )
+            if check_inputs and h.is_floating_point() and not bool(torch.isfinite(h).all()):
+                bad = int((~torch.isfinite(h)).sum())
+                raise ValueError(
+                    f"stage {k + 1} of {self.k}: its input holds {bad} NaN or infinite values (of "
+                    f"{h.numel()}) although the loss is finite; training on them would be silently wrong. "
+                    "Check the dataset and its normalisation."
                 )
             scaled = loss * loss_scale
             (grad_scaler.scale(scaled) if grad_scaler is not None else scaled).backward()
@@ -219,6 +249,18 @@ class LocalNet(nn.Module):
         for module in (*self.stages, *self.objectives):
             module.compile(**kwargs)
         return self
+
+
+def _check_loss_scale(loss_scale) -> None:
+    try:
+        value = float(loss_scale)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(loss_scale, bool) or not (math.isfinite(value) and value > 0):
+        raise ValueError(
+            f"loss_scale must be a finite number > 0 (1/n to accumulate n steps), got {loss_scale!r}: "
+            "a NaN, infinite, zero or negative scale would corrupt every gradient"
+        )
 
 
 def split(
@@ -267,7 +309,7 @@ def split(
         stage.train(model.training)
     context = plan.context
     objectives = [
-        create_objective(name, **context(cut, i, plan.k - 1), **options) for i, cut in enumerate(plan.cuts)
+        create_objective(name, context(cut, i, plan.k - 1), **options) for i, cut in enumerate(plan.cuts)
     ]
     device = next(model.parameters()).device
     objectives = [o.to(device) for o in objectives]

@@ -230,18 +230,13 @@ def measure_times(
     repeats: int = 3,
 ) -> tuple[list[float], list[float]]:
     """Median forward+backward seconds of every piece (the last with the task loss) and of the
-    objective at every cut (``inf`` where none can be built)."""
+    objective at every cut (``inf`` where none can be built), on the inputs' device (see
+    :func:`median_seconds`)."""
     pieces = chain.pieces()
     modules = [chain.model, *objectives.values(), *pieces]
 
     def timed(fn: Callable[[], torch.Tensor]) -> float:
-        fn().backward()  # warm-up: first calls pick kernels and allocate
-        samples = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn().backward()
-            samples.append(time.perf_counter() - start)
-        return sorted(samples)[len(samples) // 2]
+        return median_seconds(lambda: fn().backward(), inputs.device, repeats)
 
     with training_without_side_effects(*modules):
         with torch.no_grad():
@@ -269,3 +264,28 @@ def measure_times(
             h = carried[i + 1].detach().requires_grad_(True)
             aux_times.append(timed(lambda i=i, h=h: objectives[i](h, inputs, targets)))
     return piece_times, aux_times
+
+
+def median_seconds(run: Callable[[], object], device: torch.device, repeats: int = 3) -> float:
+    """Median wall-clock seconds of ``run()`` over ``repeats`` calls, after one warm-up call.
+
+    CUDA runs kernels asynchronously: the clock starts and stops only when the device's
+    queue is empty (``torch.cuda.synchronize``), so the figure is the work done, not the
+    time it took to launch it.
+
+    Example:
+        >>> median_seconds(lambda: sum(range(1000)), torch.device("cpu")) > 0
+        True
+    """
+    cuda = device.type == "cuda"
+    run()  # warm-up: first calls pick kernels and allocate
+    samples = []
+    for _ in range(repeats):
+        if cuda:
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        run()
+        if cuda:
+            torch.cuda.synchronize(device)
+        samples.append(time.perf_counter() - start)
+    return sorted(samples)[len(samples) // 2]

@@ -1,9 +1,11 @@
 """Local objectives: the loss each local module trains on, found in ``splitnet.objectives``.
 
-The contract (see docs/plugins.md): an entry is a factory called once per cut with
-keyword arguments describing the cut, plus the user's options, returning an ``nn.Module``
-whose ``forward(features, inputs, targets)`` returns a scalar loss. The module holds its
-auxiliary networks; they train together with the stage before the cut.
+The contract (see docs/plugins.md): an entry is a factory ``(context, **options)`` called
+once per cut with a frozen :class:`~localkit_registry.CutContext` describing the cut and
+the user's options as keywords (an option it does not accept is an ``OptionError``),
+returning an ``nn.Module`` whose ``forward(features, inputs, targets)`` returns a scalar
+loss. The module holds its auxiliary networks; they train together with the stage before
+the cut.
 
 splitnet ships ``greedy`` (the paper's greedy supervised learning: global average pooling,
 one linear layer, cross-entropy), so local training works with splitnet alone; infoloss
@@ -16,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from localkit_registry import CutContext
+
 from ._layout import GlobalPool
 from ._registries import OBJECTIVES, instantiate
 
@@ -27,14 +31,30 @@ def list_objectives(pattern: str = "*", exclude: str | list[str] = ()) -> list[s
     return OBJECTIVES.names(pattern, exclude)
 
 
-def create_objective(name: str, **context) -> nn.Module:
-    """Build objective ``name`` for one cut (``context`` as in docs/plugins.md, plus options).
+def create_objective(name: str, context: CutContext, **options) -> nn.Module:
+    """Build objective ``name`` for the cut ``context`` describes, with the user's ``options``.
+
+    Args:
+        name: a ``splitnet.objectives`` entry (``greedy``; ``infopro`` with localkit-infoloss).
+        context: the cut (see docs/plugins.md).
+        **options: the objective's own options (``lambda_recon="5,0"``); strings are fine.
+
+    Returns:
+        The objective, an ``nn.Module`` with ``forward(features, inputs, targets) -> loss``.
 
     Raises:
         UnknownEntryError: no installed distribution provides ``name``.
-        TypeError: the factory returned something that is not an ``nn.Module``.
+        OptionError: an option the objective does not accept; names the accepted ones.
+        ContractError: the factory does not take the context, or returned something that is
+            not an ``nn.Module``.
+
+    Example:
+        >>> import splitnet
+        >>> context = splitnet.CutContext(feature_shape=(16, 32, 32), num_classes=10)
+        >>> splitnet.create_objective("greedy", context).head[1]
+        Linear(in_features=16, out_features=10, bias=True)
     """
-    return instantiate(OBJECTIVES, name, **context)
+    return instantiate(OBJECTIVES, name, context, **options)
 
 
 def check_targets(targets: torch.Tensor, num_classes: int, task: str, where: str) -> None:
@@ -93,6 +113,8 @@ def channels_of(feature_shape: tuple[int, ...], layout: str) -> int:
     raise ValueError(f"unknown feature layout {layout!r} for shape {feature_shape}")
 
 
-def greedy(*, feature_shape, layout, num_classes, task="classification", **_) -> GreedyObjective:
-    """Factory of the ``greedy`` objective (``splitnet.objectives`` contract)."""
-    return GreedyObjective(channels_of(tuple(feature_shape), layout), num_classes, layout, task)
+def greedy(context: CutContext) -> GreedyObjective:
+    """Factory of the ``greedy`` objective (``splitnet.objectives`` contract); it has no options."""
+    return GreedyObjective(
+        channels_of(context.feature_shape, context.layout), context.num_classes, context.layout, context.task
+    )

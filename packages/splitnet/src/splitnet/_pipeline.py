@@ -14,35 +14,26 @@ rank 0 then merges the stage files into a ``checkpoint.pt`` that ``load_run`` re
 
 from __future__ import annotations
 
-import random
 import time
 from collections import deque
-from dataclasses import asdict
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 
-from ._errors import NonFiniteLossError
-from ._train import (
-    CHECKPOINT_FORMAT,
-    CheckpointError,
-    EvalTally,
+from ._checkpoint import Checkpoint, config_state, load
+from ._config import autocast_dtype
+from ._errors import CheckpointError, NonFiniteLossError, TrainingError
+from ._evaluation import EvalTally
+from ._rng import python_state, restore
+from ._session import (
     Session,
-    TrainingError,
-    _as_lists,
-    _as_tuple,
-    _atomic_write,
-    _autocast,
-    _epoch_loader,
-    _jsonable,
-    _load_checkpoint,
-    _peak_memory,
-    _progress,
-    _set_rng,
     append_metrics,
+    epoch_loader,
     finish,
     optimizer_step,
+    peak_memory,
+    progress_bar,
     restore_optimization,
     write_run_files,
 )
@@ -99,18 +90,18 @@ def train_stage_parallel(session: Session) -> dict:
         start_epoch, global_step = _resume_stage(session, stage_file)
     if topo.main:
         write_run_files(session)
-    dtype = _autocast(config)
+    dtype = autocast_dtype(config)
     final = {}
     for epoch in range(start_epoch, config.epochs):
         net.train()
         batches = (
-            iter(_epoch_loader(session.train_set, config, epoch, topo.replicas, topo.replica))
+            iter(epoch_loader(session.train_set, config, epoch, topo.replicas, topo.replica))
             if k == 0
             else None
         )
         loss_sum = correct = seen = 0.0
         compute = 0.0
-        progress = _progress(config, session.steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", topo)
+        progress = progress_bar(config, session.steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", topo)
         dist.barrier()  # every stage starts the clock together (set-up times differ by rank)
         epoch_start = time.perf_counter()
         for step in range(session.steps_per_epoch):
@@ -133,6 +124,7 @@ def train_stage_parallel(session: Session) -> dict:
                     loss_scale=1 / config.accumulate,
                     autocast_dtype=dtype,
                     grad_scaler=session.scaler,
+                    check_inputs=k == 0,
                     sync=update,
                 )
             except NonFiniteLossError as exc:
@@ -172,7 +164,7 @@ def train_stage_parallel(session: Session) -> dict:
             "seconds_per_step": wall / session.steps_per_epoch,
             "images_per_second": session.steps_per_epoch * config.batch_size * topo.replicas / wall,
             "epoch_seconds": wall,
-            **_peak_memory(device),
+            **peak_memory(device),
         }
         _save_stage(session, stage_file, epoch + 1, global_step)
         dist.barrier()
@@ -220,36 +212,34 @@ def _save_stage(session: Session, path, epoch: int, global_step: int) -> None:
     topo = session.topology
     if topo.replica != 0:
         return
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "config": _jsonable(asdict(session.config)),
-        "stage": topo.stage,
-        "stages": topo.stages,
-        "epoch": epoch,
-        "global_step": global_step,
-        "model": _stage_keys(session.net.state_dict(), topo.stage),
-        "optimizer": session.optimizer.state_dict(),
-        "scheduler": session.scheduler.state_dict(),
-        "scaler": session.scaler.state_dict() if session.scaler is not None else None,
-        "rng_torch": torch.get_rng_state(),
-        "rng_python": _as_lists(random.getstate()),
-    }
-    _atomic_write(path, lambda f: torch.save(state, f))
+    Checkpoint(
+        config=config_state(session.config),
+        epoch=epoch,
+        global_step=global_step,
+        model=_stage_keys(session.net.state_dict(), topo.stage),
+        world_size=topo.world,
+        stages=topo.stages,
+        stage=topo.stage,
+        optimizer=session.optimizer.state_dict(),
+        scheduler=session.scheduler.state_dict(),
+        scaler=session.scaler.state_dict() if session.scaler is not None else None,
+        rng_torch=[torch.get_rng_state()],
+        rng_python=python_state(),
+    ).save(path)
 
 
 def _merge_checkpoints(session: Session, epoch: int, global_step: int) -> None:
     model = {}
     for k in range(session.topology.stages):
-        model.update(torch.load(session.out / f"checkpoint-stage{k + 1}.pt", weights_only=True)["model"])
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "config": _jsonable(asdict(session.config)),
-        "epoch": epoch,
-        "global_step": global_step,
-        "model": model,
-        "stage_parallel": True,
-    }
-    _atomic_write(session.checkpoint, lambda f: torch.save(state, f))
+        model.update(load(session.out / f"checkpoint-stage{k + 1}.pt", session.config).model)
+    Checkpoint(
+        config=config_state(session.config),
+        epoch=epoch,
+        global_step=global_step,
+        model=model,
+        world_size=session.topology.world,
+        stages=session.topology.stages,
+    ).save(session.checkpoint)
 
 
 def _resume_stage(session: Session, path) -> tuple[int, int]:
@@ -258,15 +248,16 @@ def _resume_stage(session: Session, path) -> tuple[int, int]:
     found = path.exists()
     epoch, step = -1, -1
     if found:
-        state = _load_checkpoint(path, session.config)
-        if state.get("stages") != topo.stages:
+        state = load(path, session.config)
+        if state.stages != topo.stages or state.stage != topo.stage:
+            held = "the whole model" if state.stage is None else f"stage {state.stage + 1}"
             raise CheckpointError(
-                f"{path} was written by a {state.get('stages')}-stage pipeline, not {topo.stages}"
+                f"{path} holds {held} of a {state.stages}-stage run, not stage {topo.stage + 1} of {topo.stages}"
             )
-        session.net.load_state_dict(state["model"], strict=False)
+        session.net.load_state_dict(state.model, strict=False)
         restore_optimization(session, state)
-        _set_rng((state["rng_torch"], _as_tuple(state["rng_python"])))
-        epoch, step = state["epoch"], state["global_step"]
+        restore(state.rng_torch[0], state.rng_python)
+        epoch, step = state.epoch, state.global_step
     where = [None] * topo.world
     dist.all_gather_object(where, (topo.stage, epoch, step))
     positions = {s: (e, g) for s, e, g in where}

@@ -10,6 +10,7 @@ ResNets), explicit ``cuts``, or a memory ``budget_bytes`` (the smallest K that f
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,10 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from localkit_registry import CutContext, RegistryError
+
+from ._costs import even_costs, memory_costs, only_at, time_costs
 from ._errors import SplitError
 from ._layout import infer_layout, token_grid
 from ._memory import MemoryLedger, measure_ledger, measure_times
 from ._objectives import create_objective, segmentation_loss
+from ._partition import iter_min_max_partitions, min_max_partition
 from ._trace import Chain, CutPoint, trace
 
 BALANCES = ("even", "memory", "time")
@@ -65,8 +70,8 @@ def example_batch(model: nn.Module, input_size: Sequence[int] | None, batch_size
 
 
 @dataclass
-class CutContext:
-    """What an objective factory is told about one cut (see docs/plugins.md)."""
+class PlanContext:
+    """What a plan tells objective factories: call it for the :class:`CutContext` of one cut."""
 
     chain: Chain
     num_classes: int
@@ -74,25 +79,25 @@ class CutContext:
     input_mean: tuple[float, ...] | None = None
     input_std: tuple[float, ...] | None = None
 
-    def __call__(self, cut: CutPoint, index: int, num_cuts: int) -> dict:
+    def __call__(self, cut: CutPoint, index: int, num_cuts: int) -> CutContext:
         input_shape = tuple(self.chain.input_shape[1:])
         layout = infer_layout(cut.feature_shape, input_shape)
         grid, prefix = (None, 0)
         if layout == "NLC":
             grid, prefix = token_grid(self.chain.model, cut.feature_shape[0])
-        return {
-            "feature_shape": cut.feature_shape,
-            "layout": layout,
-            "token_grid": grid,
-            "num_prefix_tokens": prefix,
-            "input_shape": input_shape,
-            "input_mean": self.input_mean,
-            "input_std": self.input_std,
-            "num_classes": self.num_classes,
-            "task": self.task,
-            "index": index,
-            "num_cuts": num_cuts,
-        }
+        return CutContext(
+            feature_shape=cut.feature_shape,
+            layout=layout,
+            token_grid=grid,
+            num_prefix_tokens=prefix,
+            input_shape=input_shape,
+            input_mean=self.input_mean,
+            input_std=self.input_std,
+            num_classes=self.num_classes,
+            task=self.task,
+            index=index,
+            num_cuts=num_cuts,
+        )
 
 
 def _targets(num_classes: int, task: str, inputs: torch.Tensor) -> torch.Tensor:
@@ -112,41 +117,6 @@ def infer_num_classes(chain: Chain, task: str) -> int:
         f"cannot infer the number of classes from the model's output shape {shape} for a "
         f"{task} task: pass num_classes="
     )
-
-
-def iter_min_max_partitions(cost: list[list[float]], k_max: int):
-    """Yield ``(k, optimum, ends)`` for k = 1, 2, ... k_max: exact min-max contiguous partitions.
-
-    ``cost[a][b]`` is the cost of a stage of pieces ``a .. b-1``; a partition's value is its
-    largest stage cost. Dynamic programming, O(n^2) per k. ``ends`` lists each stage's end
-    piece (the last is ``n``); it is empty and the optimum ``inf`` when every partition into
-    k stages contains an infinite cost.
-    """
-    n = len(cost) - 1
-    prev = [0.0] + [math.inf] * n
-    choices: list[list[int]] = []
-    for k in range(1, k_max + 1):
-        row, pick = [math.inf] * (n + 1), [-1] * (n + 1)
-        for b in range(k, n + 1):
-            for a in range(k - 1, b):
-                value = prev[a] if prev[a] > cost[a][b] else cost[a][b]
-                if value < row[b]:
-                    row[b], pick[b] = value, a
-        choices.append(pick)
-        prev = row
-        ends: list[int] = []
-        if not math.isinf(row[n]):
-            b = n
-            for j in range(k, 0, -1):
-                ends.append(b)
-                b = choices[j - 1][b]
-        yield k, row[n], ends[::-1]
-
-
-def min_max_partition(cost: list[list[float]], k: int) -> tuple[float, list[int]]:
-    """The exact min-max partition of pieces into ``k`` contiguous stages (see above)."""
-    *_, (_, value, ends) = iter_min_max_partitions(cost, k)
-    return value, ends
 
 
 @dataclass
@@ -170,7 +140,7 @@ class Plan:
     balance: str
     objective: str
     objective_options: dict
-    context: CutContext
+    context: PlanContext
     batch_size: int
     ledger: MemoryLedger | None = None
     times: tuple[list[float], list[float]] | None = None
@@ -215,8 +185,8 @@ class Plan:
         """Forward+backward seconds of each stage, measured at ``min(batch_size, 256)`` rows."""
         if self.times is None:
             return None
-        piece, aux = self.times
-        return [sum(piece[a:b]) + (aux[b - 1] if b < self.chain.num_pieces else 0.0) for a, b in self.stages]
+        cost = time_costs(*self.times)
+        return [cost[a][b] for a, b in self.stages]
 
     def to_dict(self) -> dict:
         """A JSON-able summary."""
@@ -284,12 +254,14 @@ class Plan:
         return head + "\n" + "\n".join(lines)
 
 
-def _build_objectives(context: CutContext, name: str, options: dict, cut_indices) -> tuple[dict, dict]:
+def _build_objectives(context: PlanContext, name: str, options: dict, cut_indices) -> tuple[dict, dict]:
     built, failures = {}, {}
     num_cuts = len(context.chain.cuts)
     for i in cut_indices:
         try:
-            built[i] = create_objective(name, **context(context.chain.cuts[i], i, num_cuts), **options)
+            built[i] = create_objective(name, context(context.chain.cuts[i], i, num_cuts), **options)
+        except RegistryError:
+            raise  # a misspelled option or a broken plugin fails at every cut: never skip one
         except (ValueError, TypeError, NotImplementedError, RuntimeError) as exc:
             failures[i] = f"{type(exc).__name__}: {exc}"
     return built, failures
@@ -346,7 +318,8 @@ def plan(
 
     Raises:
         SplitError: ``k`` larger than the cut points allow, cuts out of order or unknown,
-            an unknown balance, a budget nothing fits, an input the model rejects.
+            an unknown balance, a budget nothing fits, an input the model rejects, a
+            ``batch_size`` or ``num_classes`` below 1, a ``budget_bytes`` not above 0.
         TraceFailure: the model cannot be traced.
 
     Example:
@@ -357,6 +330,16 @@ def plan(
         (2, 1)
     """
     objective_options = dict(objective_options or {})
+    _check_count("batch_size", batch_size, "the example batch's size")
+    _check_count("num_classes", num_classes, "from the model's output shape")
+    if budget_bytes is not None and not (
+        isinstance(budget_bytes, numbers.Real)
+        and not isinstance(budget_bytes, bool)
+        and 0 < budget_bytes < math.inf
+    ):
+        raise SplitError(
+            f"budget_bytes must be a finite number > 0 (or None: no budget), got {budget_bytes!r}"
+        )
     if example_input is None:
         example_input = example_batch(model, input_size)
     if example_input.shape[0] < 2:
@@ -364,8 +347,9 @@ def plan(
     chain = chain or trace(model, example_input, leaf_modules)
     if task not in ("classification", "segmentation"):
         raise SplitError(f"task must be 'classification' or 'segmentation', got {task!r}")
-    num_classes = num_classes or infer_num_classes(chain, task)
-    context = CutContext(
+    if num_classes is None:
+        num_classes = infer_num_classes(chain, task)
+    context = PlanContext(
         chain,
         num_classes,
         task,
@@ -374,7 +358,8 @@ def plan(
     )
     task_loss = default_task_loss(task)
     n = chain.num_pieces
-    batch_size = batch_size or example_input.shape[0]
+    if batch_size is None:
+        batch_size = example_input.shape[0]
     named = getattr(model, "named_plans", {}) or {}
 
     def make_batch(b: int):
@@ -428,6 +413,12 @@ def plan(
     return Plan(chain, ends, balance, objective, objective_options, context, batch_size, ledger, times)
 
 
+def _check_count(name: str, value, unset: str) -> None:
+    if value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1):
+        return
+    raise SplitError(f"{name} must be an integer >= 1 (or None: {unset}), got {value!r}")
+
+
 def _explicit_ends(chain: Chain, cuts: Sequence[str | int]) -> list[int]:
     indices = []
     for c in cuts:
@@ -464,28 +455,13 @@ def _balanced_ends(chain, k, balance, ledger, batch_size, times, usable, failure
             f"K={k} needs {k - 1} cut points but {type(chain.model).__name__} has only {len(usable)} "
             f"usable ones{why}: choose K <= {len(usable) + 1}"
         )
-    usable_set = set(usable)
     if balance == "memory":
-        cost = ledger.cost_matrix(batch_size)
+        cost = memory_costs(ledger, batch_size)
     elif balance == "time":
-        piece, aux = times
-        prefix = [0.0]
-        for t in piece:
-            prefix.append(prefix[-1] + t)
-        cost = [
-            [
-                prefix[b] - prefix[a] + (aux[b - 1] if b < n else 0.0) if b > a else math.inf
-                for b in range(n + 1)
-            ]
-            for a in range(n + 1)
-        ]
+        cost = time_costs(*times)
     else:
-        cost = [[float(b - a) if b > a else math.inf for b in range(n + 1)] for a in range(n + 1)]
-    for a in range(n + 1):
-        for b in range(1, n):
-            if b - 1 not in usable_set:
-                cost[a][b] = math.inf
-    value, ends = min_max_partition(cost, k)
+        cost = even_costs(n)
+    _, ends = min_max_partition(only_at(cost, set(usable)), k)
     if not ends:
         raise SplitError(f"no {balance}-balanced plan with K={k} exists for {type(chain.model).__name__}")
     return ends
@@ -493,7 +469,7 @@ def _balanced_ends(chain, k, balance, ledger, batch_size, times, usable, failure
 
 def _fit_budget(ledger: MemoryLedger, batch_size: int, budget: int, usable: int, name: str):
     best = math.inf
-    for k, value, ends in iter_min_max_partitions(ledger.cost_matrix(batch_size), usable + 1):
+    for k, value, ends in iter_min_max_partitions(memory_costs(ledger, batch_size), usable + 1):
         best = min(best, value)
         if value <= budget:
             return k, ends, "memory"

@@ -30,7 +30,19 @@ def load_run(folder: str | Path) -> dict:
 
 
 def summarize(folders: list[str]) -> str:
-    """A markdown table grouping finished runs (those with summary.json) by model, method and K."""
+    """A markdown table grouping finished runs (those with summary.json) by model, method and K.
+
+    A folder without summary.json is listed as unfinished.
+
+    Raises:
+        FileNotFoundError: a path that does not exist or is not a folder (a mistyped run).
+    """
+    missing = [f for f in folders if not Path(f).is_dir()]
+    if missing:
+        raise FileNotFoundError(
+            f"not a run folder: {', '.join(missing)} (no such folder); pass the --out folders of "
+            "`python -m splitnet train`"
+        )
     groups: dict[tuple, list[dict]] = {}
     unfinished = [f for f in folders if not (Path(f) / "summary.json").exists()]
     for folder in folders:

@@ -10,6 +10,7 @@ Example:
     ...     frames = video.get(vidio.UniformSampler(16)(len(video)), size=(224, 224))
 """
 
+from ._backend import Decoder
 from ._datasets import (
     AQA7,
     JIGSAWS,
@@ -21,7 +22,7 @@ from ._datasets import (
     list_datasets,
     provenance,
 )
-from ._decoders import Decoder, VideoReader, list_decoders
+from ._decoders import VideoReader, list_decoders
 from ._decoders import open_video as open
 from ._errors import (
     CorruptVideoError,

@@ -1,21 +1,25 @@
-"""The decoder interface, its registry, and the reader every backend sits behind.
+"""The decoder registry, :func:`vidio.open`, and the reader every backend sits behind.
 
 A backend only has to turn sorted, unique, valid frame indices into uint8 RGB frames. The
 :class:`VideoReader` around it does everything that must not differ between backends:
 validating indices, repeating and reordering frames, converting to torch, and turning any
-backend failure into a :class:`~vidio.VideoError` that names the file.
+backend failure into a :class:`~vidio.VideoError` that names the file, and checking that
+the file is still the one that was probed, before and after every read.
 """
 
 from __future__ import annotations
 
-import abc
 import os
 import warnings
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
+from localkit_registry import Registry
+
+from . import _files
+from ._backend import DEFAULT_TIMEOUT, Decoder
 from ._errors import (
     DecoderFallbackWarning,
     FrameIndexError,
@@ -23,70 +27,18 @@ from ._errors import (
     VideoDecodeError,
     VidioError,
 )
+from ._frames import FrameFolderDecoder
 from ._probe import VideoInfo, probe
-from ._registry import Registry
 
 DEFAULT_DECODER = "decord"
 REFERENCE_DECODER = "pyav"
-DEFAULT_TIMEOUT = 30.0
 
 DECODERS = Registry(
     "vidio.decoders",
-    owner="vidio",
+    owner="localkit-vidio",
     kind="decoder",
     hint="Built-in decoders are 'decord' and 'pyav'; a plugin adds one under [project.entry-points.\"vidio.decoders\"].",
 )
-
-
-class Decoder(abc.ABC):
-    """A decoding backend for one open video; subclass it to add a backend as a plugin.
-
-    Declare the subclass in the ``vidio.decoders`` entry-point group of your distribution.
-    vidio probes the file first (:func:`vidio.probe`) and hands the backend the frame table:
-    frame ``i`` is the frame whose presentation timestamp is ``info.pts[i]``. Import the
-    backend's library inside ``__init__`` so that listing decoders stays cheap, and raise
-    :class:`~vidio.DecoderUnavailableError` naming the package to install when it is missing.
-
-    Args:
-        info: the probed video.
-        threads: decoding threads (0 lets the library decide).
-        timeout: seconds the backend may go without progress before it must give up.
-        **options: backend-specific options; unknown ones must be ignored.
-
-    Raises:
-        UnsupportedVideoError: from ``__init__`` when this backend cannot return exact frames
-            for ``info``; vidio then reads the file with PyAV and warns.
-
-    Example:
-        >>> class MyDecoder(vidio.Decoder):  # doctest: +SKIP
-        ...     name = "mine"
-        ...     def read(self, indices, size):
-        ...         return my_library.frames(self.info.path, indices, size)
-    """
-
-    name: ClassVar[str] = ""
-
-    def __init__(
-        self, info: VideoInfo, *, threads: int = 0, timeout: float = DEFAULT_TIMEOUT, **options: Any
-    ):
-        self.info = info
-        self.threads = threads
-        self.timeout = timeout
-
-    @abc.abstractmethod
-    def read(self, indices: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-        """Decode frames.
-
-        Args:
-            indices: int64 frame indices, sorted, unique, each in ``[0, info.num_frames)``.
-            size: ``(height, width)`` to scale to while decoding, or ``None`` for the stored size.
-
-        Returns:
-            uint8 array ``(len(indices), height, width, 3)`` in RGB order.
-        """
-
-    def close(self) -> None:  # noqa: B027 - closing is optional for backends that hold nothing
-        """Release files and decoder state."""
 
 
 def list_decoders(pattern: str | Iterable[str] = "*", exclude: str | Iterable[str] = ()) -> list[str]:
@@ -132,6 +84,8 @@ def open_video(
 
     Raises:
         VideoNotFoundError: the path does not exist.
+        VideoError: the path is not a regular file or folder (a FIFO, a device, a symbolic
+            link loop), or cannot be read.
         CorruptVideoError: the file is empty, truncated or not a decodable video.
         DecoderUnavailableError: the backend's library is not installed.
         UnknownEntryError: no decoder of that name is installed.
@@ -146,8 +100,6 @@ def open_video(
         raise ValueError(f"output must be 'numpy' or 'torch', not {output!r}")
     info = probe(path)
     if info.is_frame_folder:
-        from ._frames import FrameFolderDecoder
-
         decoder: Decoder = FrameFolderDecoder(info, threads=threads, timeout=timeout)
     else:
         decoder = _create_decoder(backend or DEFAULT_DECODER, info, threads=threads, timeout=timeout)
@@ -250,7 +202,8 @@ class VideoReader:
 
         Raises:
             FrameIndexError: an index is not an integer in ``[0, num_frames)``.
-            VideoDecodeError: a requested frame cannot be decoded (damaged data, crashed decoder).
+            VideoDecodeError: a requested frame cannot be decoded (damaged data, crashed decoder),
+                or the file changed since it was opened.
             VideoTimeoutError: the decoder made no progress for ``timeout`` seconds.
         """
         wanted = self._check_indices(indices)
@@ -277,14 +230,46 @@ class VideoReader:
         return frames
 
     def _read(self, indices: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+        self._check_unchanged()
         try:
-            return self._decoder.read(indices, size)
+            frames = self._decoder.read(indices, size)
         except VidioError:
+            self._check_unchanged()
             raise
         except Exception as exc:  # a backend may fail in any way; the caller needs the file named
+            self._check_unchanged()
             raise VideoDecodeError.about(
                 self.path, f"decoder '{self.backend}' failed ({type(exc).__name__}: {exc})"
             ) from exc
+        self._check_unchanged()
+        return frames
+
+    def _check_unchanged(self) -> None:
+        """Raise when the file (or frame folder) is no longer the version that was probed.
+
+        A file truncated or rewritten under an open reader would otherwise give frames of the
+        new content, wrong frames, or a decoder error that blames the wrong thing.
+        """
+        before = self.info.signature
+        if not before:
+            return
+        try:
+            now = _files.signature(_files.stat_path(self.path))
+        except _files.PathProblem as exc:
+            raise VideoDecodeError.about(
+                self.path, _files.changed(f"now: {exc.reason}").reason, "Open it again once it is complete"
+            ) from None
+        if now == before:
+            return
+        if now[:2] != before[:2]:
+            detail = "it was replaced by another file"
+        elif now[2] != before[2]:
+            detail = f"it was {before[2]} bytes when opened and is {now[2]} bytes now"
+        else:
+            detail = "it was modified"
+        raise VideoDecodeError.about(
+            self.path, _files.changed(detail).reason, "Open it again once it is complete"
+        )
 
     def _check_indices(self, indices: Iterable[int] | np.ndarray) -> np.ndarray:
         if hasattr(indices, "numpy") and hasattr(indices, "detach"):

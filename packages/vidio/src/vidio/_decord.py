@@ -10,8 +10,11 @@ decord's known failure modes, and what this module does about each:
   the timeout bounds the time without progress, not the size of a request.
 - A crash (segfault) in decord kills only that process: :class:`~vidio.VideoDecodeError`,
   and the next request starts a fresh one.
-- Its memory can grow with repeated batch reads: the process reports its resident memory
-  after every read and is replaced once it has grown by ``MAX_SERVER_GROWTH`` bytes.
+- After a read, a decord reader keeps decoding the rest of the file on its own thread and
+  holds every frame, costing CPU and memory while the caller trains: the last request of
+  every read tells the process to seek the reader back, which stops it (decord issue 208).
+- Its memory could still grow with repeated batch reads: the process reports its resident
+  memory after every read and is replaced once it has grown by ``MAX_SERVER_GROWTH`` bytes.
 - It returns wrong frames after seeks in some files: it counts decoded frames instead of
   matching timestamps, so MP4 edit lists, open GOPs and MPEG-TS shift its frames, and it
   applies rotation metadata. Such files are recognised from the probe and from decord's own
@@ -26,8 +29,10 @@ decord's known failure modes, and what this module does about each:
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib.util
 import json
+import logging
 import mmap
 import os
 import signal
@@ -43,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from ._decoders import DEFAULT_TIMEOUT, Decoder
+from ._backend import DEFAULT_TIMEOUT, Decoder
 from ._errors import (
     DecoderFallbackWarning,
     DecoderUnavailableError,
@@ -53,6 +58,8 @@ from ._errors import (
 )
 from ._probe import VideoInfo
 from ._pyav import PyAVDecoder
+
+logger = logging.getLogger(__name__)
 
 SERVER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_decord_server.py")
 MAX_SERVER_GROWTH = 512 * 2**20
@@ -113,6 +120,7 @@ class _Server:
         self._shared_file: Any = None
         self._shared: mmap.mmap | None = None
         self._baseline = 0
+        self.starts = 0
 
     @property
     def pid(self) -> int | None:
@@ -140,6 +148,8 @@ class _Server:
         self._requests = Connection(request_w, readable=False)
         self._replies = Connection(reply_r, writable=False)
         self._baseline = 0
+        self.starts += 1
+        logger.debug("started decord process %d (start %d of this process)", self._proc.pid, self.starts)
 
     def _release(self) -> None:
         for conn in (self._requests, self._replies):
@@ -251,8 +261,13 @@ class _Server:
             self._shared = mmap.mmap(self._shared_file.fileno(), size)
         return self._shared
 
-    def read(self, base: dict, pieces: list[np.ndarray], out: np.ndarray, timeout: float) -> None:
-        """Fill ``out`` with the frames of ``pieces`` (consecutive runs of the sorted indices)."""
+    def read(
+        self, base: dict, pieces: list[np.ndarray], out: np.ndarray, timeout: float, *, rewind: bool
+    ) -> None:
+        """Fill ``out`` with the frames of ``pieces`` (consecutive runs of the sorted indices).
+
+        ``rewind`` marks the last request of a read: the reader stops decoding ahead after it.
+        """
         path = base["path"]
         frame_bytes = out[0].nbytes
         target = memoryview(out.reshape(-1))
@@ -264,7 +279,14 @@ class _Server:
             struct.pack_into("<q", shared, 0, 0)
             doing = f"decoding frames {int(pieces[0][0])}..{int(pieces[-1][-1])}"
             self._send(
-                path, {"op": "read", **base, "pieces": [p.tolist() for p in pieces], "shared_bytes": size}
+                path,
+                {
+                    "op": "read",
+                    **base,
+                    "pieces": [p.tolist() for p in pieces],
+                    "shared_bytes": size,
+                    "rewind": rewind,
+                },
             )
             header = self._header(path, timeout, doing)
             if header["bytes"] != size:
@@ -280,6 +302,12 @@ class _Server:
             if not self._baseline:
                 self._baseline = rss
             elif rss - self._baseline > MAX_SERVER_GROWTH:
+                logger.warning(
+                    "replacing the decord process %d: its memory grew by %d MiB (limit %d MiB)",
+                    self._proc.pid,
+                    (rss - self._baseline) // 2**20,
+                    MAX_SERVER_GROWTH // 2**20,
+                )
                 self.stop()
 
 
@@ -331,6 +359,13 @@ if hasattr(os, "register_at_fork"):
 atexit.register(_stop_at_exit)
 
 
+@functools.cache
+def _decord_installed() -> bool:
+    """Whether decord can be imported; asked once per process, as the search costs about a
+    millisecond and a DataLoader opens a file per clip."""
+    return importlib.util.find_spec("decord") is not None
+
+
 class DecordDecoder(Decoder):
     """Decode with decord in a supervised child process; see the module notes for what it guards.
 
@@ -354,7 +389,7 @@ class DecordDecoder(Decoder):
         problem = _structural_problem(info)
         if problem:
             raise UnsupportedVideoError.about(info.path, f"decord cannot return exact frames: {problem}")
-        if importlib.util.find_spec("decord") is None:
+        if not _decord_installed():
             raise DecoderUnavailableError(
                 "the 'decord' decoder needs the decord package: pip install decord "
                 "(or pass backend='pyav' to use PyAV)"
@@ -403,7 +438,13 @@ class DecordDecoder(Decoder):
         try:
             for start, pieces in _batches(indices, self.info.keyframes, out[0].nbytes):
                 count = sum(len(p) for p in pieces)
-                self._server.read(self._request(size), pieces, out[start : start + count], self.timeout)
+                self._server.read(
+                    self._request(size),
+                    pieces,
+                    out[start : start + count],
+                    self.timeout,
+                    rewind=start + count == len(indices),
+                )
         except _DecordFailure as exc:
             warnings.warn(
                 f"'{self.info.path}': {exc.reason}; reading with {PyAVDecoder.name} instead",

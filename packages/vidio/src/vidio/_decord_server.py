@@ -11,8 +11,13 @@ the pieces written so far, the caller's sign of progress; the frames follow.
 
 - ``{"op": "open", ...}`` -> ``{"ok": true, "num_frames": n}``, then the float64 start time of
   every frame as decord indexes it (raw bytes on the reply pipe).
-- ``{"op": "read", ..., "pieces": [[i, ...], ...], "shared_bytes": n}`` -> the frames of every
-  piece, one after the other, in the shared file; then ``{"ok": true, "rss": bytes}``.
+- ``{"op": "read", ..., "pieces": [[i, ...], ...], "shared_bytes": n, "rewind": bool}`` -> the
+  frames of every piece, one after the other, in the shared file; then
+  ``{"ok": true, "rss": bytes}``. With ``rewind`` (the last request of a read), the reader then
+  seeks back to frame 0: after ``get_batch`` a decord reader keeps decoding the rest of the file
+  on its own thread, holding every frame in memory, until it is next told to seek (decord
+  issue 208). Seeking stops that thread and drops its queue; it runs after the reply, while the
+  caller is busy with the frames.
 - Any failure -> ``{"ok": false, "error": "..."}``.
 """
 
@@ -122,6 +127,12 @@ def _serve(requests, replies, frames_fd, decord, np):
         except Exception as exc:  # report every decord failure to the caller, keep serving
             readers.drop(key)
             replies.send_bytes(json.dumps({"ok": False, "error": _describe(exc)}).encode())
+            continue
+        if request["op"] == "read" and request["rewind"]:
+            try:
+                reader.seek(0)
+            except Exception:  # the reply is sent; a reader that cannot seek is closed instead
+                readers.drop(key)
 
 
 def main():

