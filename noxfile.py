@@ -1,35 +1,53 @@
 """Every workflow of the localkit monorepo is a nox session.
 
-``nox`` with no arguments runs ``lint``, ``tests`` and ``integration``; ``demo``, ``bench``
-and ``docs`` run when named (``nox -s demo``). ``nox -l`` lists them all.
+``nox`` with no arguments runs ``lint``, ``tests`` and ``integration``; ``demo``, ``bench``,
+``docs`` and ``build`` run when named (``nox -s build``). ``nox -l`` lists them all.
 
-Environments. The heavy third-party dependencies declared by all packages and plugins
-(torch, torchvision, timm, decord, ...) are installed once into a shared *base*
-environment, ``.nox/.cache/base-<hash>`` (about 6 GB; rebuilt only when a declared
-requirement changes). Each session's own virtualenv is small: it receives symbolic links
-to exactly the base distributions in the closure of the requirements it declares, and a
-real install of the local distributions it needs. A whole default run therefore keeps one
-copy of torch on disk, and each package's unit tests prove that the package works with
-only itself and its declared dependencies importable.
+Environments. Every session gets its own virtualenv made by uv (nox's ``uv`` backend) and
+holding exactly what its requirements resolve to: a package's ``tests`` session holds that
+package, its declared dependencies and nothing else, so they prove that the package works
+alone. uv unpacks each wheel once into its cache and hard-links the files into every
+virtualenv, so a whole run keeps one copy of torch on disk. The cache lives in
+``.nox/.cache/uv`` (the same file system as the virtualenvs, which hard links need) unless
+``UV_CACHE_DIR`` names another.
+
+Package sources. uv does not read pip's configuration, so the index URLs, find-links,
+trusted hosts and constraint files that ``pip config list`` reports (from pip's files and
+``PIP_*`` variables) are passed to uv as options; with none configured uv uses PyPI. Local
+distributions are always installed from their folders, never looked up by name.
 """
 
 from __future__ import annotations
 
-import hashlib
+import ast
+import functools
+import os
 import re
 import shutil
+import subprocess
 import sys
+import tarfile
 import tomllib
-from importlib import metadata
+import zipfile
 from pathlib import Path
 
 import nox
-from packaging.markers import Marker
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent
+nox.needs_version = ">=2024.10.9"
+nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "tests", "integration"]
 nox.options.error_on_missing_interpreters = True
+
+# pip option -> the uv option that means the same; constraints are handled apart, because
+# `uv build` spells them --build-constraints.
+_PIP_SOURCES = {
+    "index-url": "--index-url",
+    "extra-index-url": "--extra-index-url",
+    "find-links": "--find-links",
+    "trusted-host": "--allow-insecure-host",
+}
 
 
 def _canonical(name: str) -> str:
@@ -53,6 +71,10 @@ def _project(dist: str) -> dict:
     return tomllib.loads((LOCAL[dist] / "pyproject.toml").read_text())["project"]
 
 
+def _extras(dist: str) -> list[str]:
+    return sorted(_project(dist).get("optional-dependencies", {}))
+
+
 def _declared(dist: str, extras: tuple[str, ...] = ()) -> list[Requirement]:
     """Requirements of a local distribution (with the given extras), from its pyproject.toml."""
     project = _project(dist)
@@ -62,148 +84,119 @@ def _declared(dist: str, extras: tuple[str, ...] = ()) -> list[Requirement]:
     return [Requirement(r) for r in reqs]
 
 
-def _third_party_requirements() -> list[str]:
-    """Union of every third-party requirement that any local distribution declares."""
-    reqs = set()
-    for dist in LOCAL:
-        extras = tuple(_project(dist).get("optional-dependencies", {}))
-        reqs |= {str(r) for r in _declared(dist, extras) if _canonical(r.name) not in LOCAL}
-    return sorted(reqs)
-
-
-def _purelib(python: Path | str, session: nox.Session) -> Path:
-    out = session.run(
-        str(python),
-        "-c",
-        "import sysconfig; print(sysconfig.get_paths()['purelib'])",
-        silent=True,
-        external=str(python) != "python",
-    )
-    return Path(out.strip().splitlines()[-1])
-
-
-def _base(session: nox.Session) -> Path:
-    """Create (once) the shared base environment; return its site-packages folder."""
-    reqs = _third_party_requirements()
-    key = hashlib.sha256("\n".join([sys.version, *reqs]).encode()).hexdigest()[:12]
-    cache = Path(session.cache_dir)
-    root = cache / f"base-{key}"
-    python = root / "bin" / "python"
-    if not (root / ".ready").exists():
-        for stale in cache.glob("base-*"):
-            session.log(f"removing outdated base environment {stale.name}")
-            shutil.rmtree(stale)
-        session.log(f"creating the shared base environment {root.name} ({len(reqs)} requirements)")
-        session.run(sys.executable, "-m", "venv", str(root), external=True)
-        session.run(str(python), "-m", "pip", "install", "--quiet", *reqs, external=True)
-        (root / ".ready").write_text("\n".join(reqs) + "\n")
-    return _purelib(python, session)
-
-
-def _closure(base: Path, roots: list[Requirement]) -> dict[str, metadata.Distribution]:
-    """The base distributions needed by ``roots``, following extras and environment markers."""
-    available: dict[str, metadata.Distribution] = {}
-    for dist in metadata.distributions(path=[str(base)]):
-        available.setdefault(_canonical(dist.metadata["Name"]), dist)
+def _local_closure(wanted: dict[str, tuple[str, ...]]) -> dict[str, set[str]]:
+    """The local distributions that ``wanted`` (name -> extras) needs, each with the extras it needs."""
     chosen: dict[str, set[str]] = {}
-    todo = list(roots)
+    todo = list(wanted.items())
     while todo:
-        req = todo.pop()
-        name = _canonical(req.name)
-        if name in LOCAL:
-            todo += _declared(name, tuple(req.extras))
+        name, extras = todo.pop()
+        if name in chosen and set(extras) <= chosen[name]:
             continue
-        if name not in available:
-            raise RuntimeError(f"{req} is required but missing from the base environment {base}")
-        extras = set(req.extras)
-        if name in chosen and extras <= chosen[name]:
-            continue
-        chosen[name] = chosen.get(name, set()) | extras
-        for line in available[name].requires or []:
-            sub = Requirement(line)
-            envs = [{"extra": e} for e in sorted(chosen[name])] or [{"extra": ""}]
-            if sub.marker is None or any(Marker(str(sub.marker)).evaluate(env) for env in envs):
-                todo.append(sub)
-    return {name: available[name] for name in chosen}
+        chosen[name] = chosen.get(name, set()) | set(extras)
+        for req in _declared(name, tuple(extras)):
+            local = _canonical(req.name)
+            if local in LOCAL and (req.marker is None or req.marker.evaluate({"extra": ""})):
+                todo.append((local, tuple(req.extras)))
+    return chosen
 
 
-def _layer(session: nox.Session, roots: list[Requirement]) -> None:
-    """Link into the session's venv exactly the base distributions ``roots`` need."""
-    base = _base(session)
-    site = _purelib("python", session)
-    for dest in site.iterdir():
-        if dest.is_symlink() and not dest.exists():
-            dest.unlink()
-    linked = 0
-    for dist in _closure(base, roots).values():
-        for file in dist.files or []:
-            top = file.parts[0]
-            if top in ("..", "__pycache__"):
-                continue
-            dest = site / top
-            if not dest.exists() and not dest.is_symlink():
-                dest.symlink_to(base / top)
-                linked += 1
-    session.log(f"linked {linked} entries from the base environment")
+@functools.cache
+def _pip_config() -> dict[str, list[str]]:
+    """pip's effective install settings: files and ``PIP_*`` variables, as ``pip config list`` shows them.
 
-
-def _local_closure(roots: list[Requirement]) -> list[str]:
-    """The local distributions ``roots`` name, with the local ones they require, transitively.
-
-    A package's unit tests need its local dependencies (every package requires
-    localkit-registry) installed beside it; they come from their folders in this tree.
+    A command's own section overrides ``global``, and the environment overrides both, as in pip.
     """
-    found: list[str] = []
-    todo = list(roots)
-    while todo:
-        req = todo.pop()
-        name = _canonical(req.name)
-        if name not in LOCAL:
+    try:
+        listing = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    rank = {"global": 0, "install": 1, ":env:": 2}
+    found: dict[str, tuple[int, list[str]]] = {}
+    for line in listing.splitlines():
+        match = re.fullmatch(r"(global|install|:env:)\.([\w-]+)=(.*)", line.strip())
+        if not match:
             continue
-        if name not in found:
-            found.append(name)
-        todo += [r for r in _declared(name, tuple(req.extras)) if _canonical(r.name) not in found]
-    return sorted(found)
+        scope, key, value = match.groups()
+        if key not in _PIP_SOURCES and key not in ("no-index", "constraint"):
+            continue
+        if key not in found or rank[scope] >= found[key][0]:
+            found[key] = (rank[scope], ast.literal_eval(value).split())
+    return {key: values for key, (_, values) in found.items()}
 
 
-def _install_local(session: nox.Session, dists: list[str], extras: tuple[str, ...] = ()) -> None:
-    """Layer the dependencies of ``dists``, install them and the local distributions they
-    require (not editable), and prove consistency."""
-    roots = [Requirement(f"{d}[{','.join(extras)}]" if extras else d) for d in dists]
-    _layer(session, roots)
-    session.install("--no-deps", "--quiet", *(str(LOCAL[d]) for d in _local_closure(roots)))
-    _pip_check(session)
+def _uv_sources(constraint_option: str = "--constraints") -> list[str]:
+    """uv options that take packages from where pip is configured to take them.
 
-
-def _pip_check(session: nox.Session) -> None:
-    """``pip check``: every declared requirement is installed at an acceptable version.
-
-    decord 0.6.0's only wheel is tagged for CPython 3.6 although it runs on 3.11, so pip
-    also reports it "not supported on this platform"; that line alone is not a failure.
+    pip looks for every package in all its indexes and links and takes the best version;
+    uv's equivalent is ``--index-strategy unsafe-best-match`` (its default stops at the first
+    index that knows the name, which would refuse e.g. a newer release on PyPI).
     """
-    output = session.run("python", "-m", "pip", "check", silent=True, success_codes=[0, 1]) or ""
-    problems = [
-        line
-        for line in output.splitlines()
-        if line.strip()
-        and not re.fullmatch(r"\S+ \S+ is not supported on this platform\.?", line.strip())
-        and "No broken requirements found" not in line
-    ]
-    if problems:
-        session.error("pip check found broken requirements:\n" + "\n".join(problems))
-    session.log("pip check: every declared requirement is satisfied")
+    config = _pip_config()
+    options = []
+    for key, option in _PIP_SOURCES.items():
+        for value in config.get(key, []):
+            options += [option, value]
+    if config.get("no-index", ["false"])[0].lower() in ("1", "true", "yes", "on"):
+        options.append("--no-index")
+    if config.get("extra-index-url") or config.get("find-links"):
+        options += ["--index-strategy", "unsafe-best-match"]
+    for value in config.get("constraint", []):
+        options += [constraint_option, value]
+    return options
+
+
+def _uv_env(session: nox.Session) -> dict[str, str]:
+    """uv's cache beside the virtualenvs (hard links cannot cross file systems), unless the user chose one."""
+    return {"UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR") or str(Path(session.cache_dir) / "uv")}
+
+
+def _uv_install(session: nox.Session, *args: str) -> None:
+    session.install(*_uv_sources(), *args, env=_uv_env(session))
+
+
+def _uv_pip_check(session: nox.Session, *args: str) -> None:
+    """``uv pip check``: every declared requirement is installed, at an acceptable version, for this platform.
+
+    decord 0.6.0's only Linux wheel is named ``py3-none`` but its WHEEL file says ``cp36``,
+    so uv reports it "built for a different platform" although it runs on CPython 3.11; that
+    report alone is not a failure.
+    """
+    output = session.run("uv", "pip", "check", *args, silent=True, success_codes=[0, 1]) or ""
+    found = re.search(r"Found (\d+) incompatibilit", output)
+    excused = output.count("The package `decord` was built for a different platform")
+    if found and int(found.group(1)) > excused:
+        session.error("uv pip check found broken requirements:\n" + output)
+    session.log("uv pip check: every declared requirement is satisfied")
+
+
+def _install_local(session: nox.Session, wanted: dict[str, tuple[str, ...]]) -> None:
+    """Install local distributions (name -> extras) from their folders, with their declared dependencies.
+
+    Local requirements resolve to the folders (a local name may belong to someone else on
+    the package index); they are rebuilt every time, so a reused virtualenv (``nox -r``)
+    gets the current code.
+    """
+    closure = _local_closure(wanted)
+    specs, reinstall = [], []
+    for name, extras in sorted(closure.items()):
+        wanted_extras = f"[{','.join(sorted(extras))}]" if extras else ""
+        specs.append(f"{name}{wanted_extras} @ {LOCAL[name].as_uri()}")
+        reinstall += ["--reinstall-package", name]
+    _uv_install(session, *reinstall, *specs)
+    _uv_pip_check(session)
 
 
 def _everything(session: nox.Session) -> None:
     """Install every package and plugin with all their extras."""
-    extras = sorted({e for d in LOCAL for e in _project(d).get("optional-dependencies", {})})
-    _install_local(session, list(LOCAL), extras=tuple(extras))
+    _install_local(session, {d: tuple(_extras(d)) for d in LOCAL})
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff (lint and format) over the tree."""
-    session.install("ruff==0.17.6")  # pinned: formatting must not change under us between runs
+    _uv_install(session, "ruff==0.17.6")  # pinned: formatting must not change under us between runs
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -211,8 +204,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("package", sorted(PACKAGES))
 def tests(session: nox.Session, package: str) -> None:
-    """Unit tests of one package, with only it and its declared dependencies importable."""
-    _install_local(session, [package], extras=("test",))
+    """Unit tests of one package, with only it and its declared dependencies installed."""
+    _install_local(session, {package: ("test",)})
     session.run("python", "-m", "pytest", str(PACKAGES[package] / "tests"), *session.posargs)
 
 
@@ -220,6 +213,7 @@ def tests(session: nox.Session, package: str) -> None:
 def integration(session: nox.Session) -> None:
     """Every package and plugin installed together: plugin tests and the entry-point contracts."""
     _everything(session)
+    _uv_install(session, "pip")  # test_uninstall.py removes and reinstalls a plugin with pip, as a user would
     test_dirs = [str(PLUGINS[p] / "tests") for p in sorted(PLUGINS) if (PLUGINS[p] / "tests").is_dir()]
     session.run("python", "-m", "pytest", "integration_tests", *test_dirs, *session.posargs)
 
@@ -249,3 +243,99 @@ def docs(session: nox.Session) -> None:
     """Run every Python example in README.md and docs/*.md, so the docs stay true."""
     _everything(session)
     session.run("python", "-m", "pytest", "integration_tests/test_docs_examples.py", *session.posargs)
+
+
+def _import_names(dist: str) -> list[str]:
+    """Top-level import packages of a local distribution (its ``src/<name>/__init__.py`` folders)."""
+    return sorted(p.parent.name for p in (LOCAL[dist] / "src").glob("*/__init__.py"))
+
+
+def _changelog_versions() -> dict[str, set[str]]:
+    """``CHANGELOG.md``: distribution (``## localkit-splitnet (...)``) -> the versions it has an entry for (``### 0.1.0``)."""
+    versions: dict[str, set[str]] = {}
+    dist = None
+    for line in (ROOT / "CHANGELOG.md").read_text().splitlines():
+        if line.startswith("## "):
+            dist = _canonical(line[3:].split()[0])
+            versions[dist] = set()
+        elif line.startswith("### ") and dist is not None:
+            versions[dist].add(line[4:].split()[0])
+    return versions
+
+
+def _check_artifacts(session: nox.Session, dist: str, artifacts: list[Path]) -> str:
+    """Both artifacts carry the top-level LICENSE and the version has a CHANGELOG entry; return the version."""
+    licence = (ROOT / "LICENSE").read_bytes()
+    wheel = next(a for a in artifacts if a.suffix == ".whl")
+    sdist = next(a for a in artifacts if a.name.endswith(".tar.gz"))
+    with zipfile.ZipFile(wheel) as archive:
+        carried = [
+            archive.read(n) for n in archive.namelist() if re.search(r"\.dist-info/licenses/LICENSE$", n)
+        ]
+        version = next(
+            line.split(":", 1)[1].strip()
+            for name in archive.namelist()
+            if name.endswith(".dist-info/METADATA")
+            for line in archive.read(name).decode().splitlines()
+            if line.startswith("Version:")
+        )
+    with tarfile.open(sdist) as archive:
+        carried += [
+            archive.extractfile(m).read()
+            for m in archive.getmembers()
+            if re.fullmatch(r"[^/]+/LICENSE", m.name)
+        ]
+    if len(carried) != 2 or any(text != licence for text in carried):
+        session.error(f"{dist}: the wheel and the sdist must each carry a LICENSE equal to the top-level one")
+    if version not in _changelog_versions().get(dist, set()):
+        session.error(f"{dist} {version}: CHANGELOG.md has no '### {version}' under '## {dist}'")
+    return version
+
+
+@nox.session(default=False)
+def build(session: nox.Session) -> None:
+    """Release check: build, check and install an sdist and a wheel of every package and plugin.
+
+    Into dist/: each sdist, and a wheel built from it (so a file missing from the sdist
+    fails here); ``twine check --strict``; the LICENSE in both and a CHANGELOG entry for the
+    version; then each wheel alone, with its dependencies, in a fresh virtualenv:
+    ``uv pip check``, import, and ``__version__`` equal to the wheel's metadata.
+    """
+    _uv_install(session, "twine>=6.1")
+    out = ROOT / "dist"
+    shutil.rmtree(out, ignore_errors=True)
+    built: dict[str, list[Path]] = {}
+    for dist, folder in sorted(LOCAL.items()):
+        target = out / dist
+        session.run(
+            "uv",
+            "build",
+            *_uv_sources("--build-constraints"),
+            "--out-dir",
+            str(target),
+            str(folder),
+            env=_uv_env(session),
+        )
+        built[dist] = sorted(p for p in target.iterdir() if p.suffix == ".whl" or p.name.endswith(".tar.gz"))
+    session.run("twine", "check", "--strict", *(str(p) for paths in built.values() for p in paths))
+
+    versions = {dist: _check_artifacts(session, dist, built[dist]) for dist in sorted(built)}
+    for dist in sorted(built):
+        venv = Path(session.create_tmp()) / f"venv-{dist}"
+        shutil.rmtree(venv, ignore_errors=True)
+        python = venv / "bin" / "python"
+        session.run("uv", "venv", "--quiet", "--python", sys.executable, str(venv))
+        wheels = [
+            str(next(p for p in built[d] if p.suffix == ".whl")) for d in sorted(_local_closure({dist: ()}))
+        ]
+        session.run(
+            "uv", "pip", "install", "--python", str(python), *_uv_sources(), *wheels, env=_uv_env(session)
+        )
+        _uv_pip_check(session, "--python", str(python))
+        for module in _import_names(dist):
+            code = f"import {module}; print(getattr({module}, '__version__', None))"
+            found = session.run(str(python), "-c", code, silent=True, external=True).strip().splitlines()[-1]
+            if found != versions[dist]:
+                session.error(f"{dist}: {module}.__version__ is {found}, its metadata says {versions[dist]}")
+        shutil.rmtree(venv)
+    session.log(f"built, checked and installed {len(built)} distributions into {out}")

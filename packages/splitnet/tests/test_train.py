@@ -136,7 +136,6 @@ def test_labels_out_of_range_are_named(tmp_path):
 def test_end_to_end_is_k1_and_accumulation_and_bf16_run(tmp_path):
     summary = train(config(tmp_path, "e2e", k=1, accumulate=2, amp="bf16", epochs=1))
     assert summary["k"] == 1 and summary["objective"] is None and summary["cuts"] == []
-    assert isinstance(splitnet.__version__, str)
 
 
 def test_a_finished_run_loads_back_for_evaluation(tmp_path):

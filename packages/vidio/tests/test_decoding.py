@@ -250,20 +250,22 @@ def test_frame_folders_read_images_in_natural_order(tmp_path, frame_pattern, mak
 
 @needs_signals
 def test_a_decoder_that_stops_responding_is_killed_and_replaced(videos, reference):
-    """Only the stopped read runs under the 1-second timeout: starting a decord process (which
-    imports decord) can take longer than that on a loaded machine, and is not what is tested."""
+    # Only the stopped request runs under the 1 s timeout: starting a decord process and
+    # opening the file can take longer than that on a loaded machine, so the reader that
+    # does those (and the recovery) allows 60 s. Both readers share the one decord process.
     expected = reference(videos["h264.mp4"])
-    vidio.open(videos["h264.mp4"], backend="decord").get([0])  # the process runs, the file is vetted
-    video = vidio.open(videos["h264.mp4"], backend="decord", timeout=1.0)
-    server = _decord._current_server()
-    stopped = server.pid
+    patient = vidio.open(videos["h264.mp4"], backend="decord", timeout=60.0)
+    patient.get([0])
+    impatient = vidio.open(videos["h264.mp4"], backend="decord", timeout=1.0)
+    stopped = _decord._current_server().pid
     os.kill(stopped, signal.SIGSTOP)
     with pytest.raises(vidio.VideoTimeoutError, match="no progress for 1 s") as info:
-        video.get([30, 31])
+        impatient.get([30, 31])
     assert "h264.mp4" in str(info.value)
-    with vidio.open(videos["h264.mp4"], backend="decord") as again:
-        np.testing.assert_array_equal(again.get([30, 31]), expected[[30, 31]])
-    assert server.pid != stopped
+    with pytest.raises(ProcessLookupError):
+        os.kill(stopped, 0)
+    np.testing.assert_array_equal(patient.get([30, 31]), expected[[30, 31]])
+    assert _decord._current_server().pid not in (None, stopped)
 
 
 @needs_signals

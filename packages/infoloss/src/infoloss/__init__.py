@@ -18,8 +18,6 @@ Auxiliary nets are sized from the feature shape at the cut, for image features (
 NHWC), vision-transformer tokens (NLC, with or without a grid), vectors and video.
 """
 
-from importlib import metadata as _metadata
-
 from localkit_registry import CutContext
 
 from ._aux import AUX_CONFIGS, DGL_TYPES, AuxHead, DenseAuxHead, DGLHead
@@ -36,10 +34,7 @@ from ._objectives import (
     paper_lambdas,
 )
 
-try:
-    __version__ = _metadata.version("localkit-infoloss")
-except _metadata.PackageNotFoundError:
-    __version__ = "0+unknown"
+__version__ = "0.1.0"
 
 __all__ = [
     "AUX_CONFIGS",

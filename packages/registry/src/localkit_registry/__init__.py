@@ -32,6 +32,8 @@ from ._errors import (
 from ._options import accepted_options, check_options
 from ._registry import HERMETIC_ENV, Entry, Registry, natural_key
 
+__version__ = "0.1.0"
+
 __all__ = [
     "HERMETIC_ENV",
     "ContractError",
@@ -44,6 +46,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "UnknownEntryError",
+    "__version__",
     "accepted_options",
     "check_options",
     "natural_key",

@@ -26,6 +26,8 @@ from ._files import atomic_write, folder_error, make_folder, write_json, write_t
 from ._lock import LOCK_NAME, RunLock
 from ._metrics import METRICS_NAME, read_metrics, record_metrics
 
+__version__ = "0.1.0"
+
 __all__ = [
     "LOCK_NAME",
     "METRICS_NAME",
@@ -40,5 +42,6 @@ __all__ = [
     "read_metrics",
     "record_metrics",
     "write_json",
+    "__version__",
     "write_text",
 ]

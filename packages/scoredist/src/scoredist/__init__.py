@@ -13,8 +13,6 @@ Example:
     torch.Size([1, 21])
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from localkit_registry import ContractError, OptionError, PluginLoadError, RegistryError, UnknownEntryError
 from localkit_runs import CheckpointError, RunFolderError
 
@@ -29,10 +27,7 @@ from ._protocol import kfold_summary, select_epoch, split_validation, summarize
 from ._rules import apply_rule, check_judge_scores, get_rule, list_rules
 from ._train import ScoreModel, TrainConfig, TrainResult, load_model, predict, soft_labels, train
 
-try:
-    __version__ = version("localkit-scoredist")
-except PackageNotFoundError:
-    __version__ = "0+unknown"
+__version__ = "0.1.0"
 
 __all__ = [
     "PRESETS",

@@ -10,8 +10,6 @@ Example:
     ...     frames = video.get(vidio.UniformSampler(16)(len(video)), size=(224, 224))
 """
 
-from importlib import metadata as _metadata
-
 from ._backend import Decoder
 from ._datasets import (
     AQA7,
@@ -45,7 +43,7 @@ from ._safepickle import load_pickle
 from ._sampling import ClipSampler, RandomShift, SegmentSampler, SlidingWindowSampler, UniformSampler
 from ._transforms import CenterCrop, Compose, Normalize, RandomCrop, RandomHorizontalFlip, Resize, ToFloatClip
 
-__version__ = _metadata.version("localkit-vidio")
+__version__ = "0.1.0"
 
 __all__ = [
     "AQA7",

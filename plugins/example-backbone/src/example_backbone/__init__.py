@@ -17,6 +17,8 @@ from torch import nn
 
 from localkit_registry import CutContext
 
+__version__ = "0.1.0"
+
 __all__ = ["ExampleConvNet", "LinearProbe", "example_convnet", "example_probe", "median"]
 
 
