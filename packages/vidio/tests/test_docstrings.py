@@ -16,7 +16,8 @@ import torch
 import vidio
 
 # The registry helper's examples are about splitnet's backbones: they run where it lives.
-ELSEWHERE = {"vidio._registry"}
+# Importing __main__ would run the command line.
+ELSEWHERE = {"vidio._registry", "vidio.__main__"}
 MODULES = sorted({"vidio"} | {m.name for m in pkgutil.walk_packages(vidio.__path__, "vidio.")} - ELSEWHERE)
 
 

@@ -102,6 +102,25 @@ class VideoInfo:
         pos = int(np.searchsorted(self.keyframes, index, side="right")) - 1
         return int(self.keyframes[pos]) if pos >= 0 else 0
 
+    def frames_to_decode(self, indices: np.ndarray | list[int]) -> int:
+        """How many frames a decoder that starts from the nearest keyframe must decode for ``indices``.
+
+        For every keyframe interval holding wanted frames: from its keyframe to the last
+        wanted frame in it. This is the least a reader decodes when it seeks for every clip.
+
+        Example:
+            >>> info = vidio.probe("match.mp4")  # keyframes 0, 60, 120, ...  # doctest: +SKIP
+            >>> info.frames_to_decode(range(50, 66))  # frames 0..65  # doctest: +SKIP
+            66
+        """
+        wanted = np.unique(np.asarray(indices, dtype=np.int64))
+        if not len(wanted):
+            return 0
+        groups = np.searchsorted(self.keyframes, wanted, side="right") - 1
+        last = np.flatnonzero(np.diff(groups, append=groups[-1] + 1))
+        starts = np.where(groups[last] >= 0, self.keyframes[np.maximum(groups[last], 0)], 0)
+        return int((wanted[last] - starts + 1).sum())
+
 
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Read the frame table and properties of a video file or a folder of frame images.
