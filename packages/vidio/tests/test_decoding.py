@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -15,7 +16,7 @@ import pytest
 import torch
 
 import vidio
-from vidio import _decord
+from vidio import _decord, _probe
 
 STATUS = {s.name: s for s in vidio.decoder_status()}
 AVAILABLE = [name for name, s in STATUS.items() if s.available]
@@ -493,6 +494,30 @@ def test_pyav_decodes_from_the_nearest_keyframe_and_skips_unneeded_frames(tmp_pa
             assert decoded == counts
         else:
             assert all(d <= c for d, c in zip(decoded, counts)) and sum(decoded) < sum(counts)
+
+
+def test_keyframes_are_probed_once_per_file_and_process_until_the_file_changes(tmp_path, videos, monkeypatch):
+    probed = []
+    real = _probe._probe_file
+    monkeypatch.setattr(_probe, "_probe_file", lambda path, sig: probed.append(path) or real(path, sig))
+    monkeypatch.setattr(_probe, "_TABLES", _probe._TableCache(limit_bytes=2**20))
+    first, second = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    shutil.copy(videos["h264.mp4"], first)
+    shutil.copy(videos["h264.mp4"], second)
+    for _ in range(3):
+        with vidio.open(first) as video:
+            video.get([0, 5])
+    info = vidio.probe(first)
+    assert probed == [str(first)] and vidio.probe(first) is info
+    mtime = first.stat().st_mtime_ns
+    os.utime(first, ns=(mtime, mtime + 10**9))
+    assert vidio.probe(first) is not info and probed == [str(first)] * 2
+    # past the byte limit, the least recently used table goes first
+    monkeypatch.setattr(_probe, "_TABLES", _probe._TableCache(limit_bytes=1))
+    for path in (first, second, second, first):
+        vidio.probe(path)
+    assert probed == [str(first)] * 3 + [str(second), str(first)]
+    assert len(_probe._TABLES._entries) == 1
 
 
 def test_frames_decoded_is_unknown_where_a_backend_cannot_count(videos):
