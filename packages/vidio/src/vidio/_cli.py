@@ -13,6 +13,11 @@ from ._decoders import decoder_status
 from ._prepare import PRESETS, PrepareError, PrepareSettings, prepare_folder
 
 
+def short_side(text: str) -> int | None:
+    """``--short-side``: a number of pixels, or ``keep`` (None: the size is kept)."""
+    return None if text == "keep" else int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vidio", description="Video clips for training.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -31,9 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("dst", help="folder for the copies (created; must not lie inside SRC)")
     prepare.add_argument(
         "--short-side",
-        type=int,
+        type=short_side,
         default=256,
-        help="pixels of the shorter side (default 256; 0 keeps the size; never enlarged)",
+        help="pixels of the shorter side, or 'keep' (default 256; never enlarged)",
     )
     prepare.add_argument(
         "--keyframe-interval",
@@ -96,7 +101,7 @@ class _Bar:
 def _prepare(args: argparse.Namespace) -> int:
     try:
         settings = PrepareSettings(
-            short_side=args.short_side or None,
+            short_side=args.short_side,
             keyframe_interval=args.keyframe_interval,
             crf=args.crf,
             preset=args.preset,

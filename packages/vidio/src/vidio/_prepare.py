@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _files
 from ._datasets.base import VIDEO_EXTENSIONS
 from ._errors import VidioError
 from ._probe import VideoInfo, probe
@@ -308,7 +309,12 @@ def _encode(
     from av.video.reformatter import VideoReformatter
 
     width, height = size
-    with av.open(info.path, metadata_errors="ignore") as source:
+    try:
+        # vidio opens the file, never blocking on a FIFO put in its place since the probe.
+        file = _files.open_regular(info.path, buffering=0)
+    except _files.PathProblem as exc:
+        raise PrepareError(exc.reason) from None
+    with file, av.open(file, metadata_errors="ignore") as source:
         stream = next(s for s in source.streams.video if s.index == info.stream_index)
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = threads
