@@ -408,6 +408,11 @@ def main() -> None:
         "--quick", action="store_true", help="a few clips per row: a smoke test, not a measurement"
     )
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    parser.add_argument("--clips", type=int, default=None, help="clips per run (default 48; --quick: 8)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds of runs (default 3; --quick: 1)")
+    parser.add_argument(
+        "--memory-clips", type=int, default=None, help="clips of the memory runs (default 2000; --quick: 60)"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
@@ -415,6 +420,9 @@ def main() -> None:
 
     seconds = 4 if args.quick else 20
     per_run, memory_clips, rounds = (8, 60, 1) if args.quick else (48, 2000, 3)
+    per_run = args.clips if args.clips is not None else per_run
+    rounds = args.rounds if args.rounds is not None else rounds
+    memory_clips = args.memory_clips if args.memory_clips is not None else memory_clips
     original = args.out / f"vidio_bench_720p_{seconds}s.mp4"
     if not original.exists():
         print(f"writing the test video {original} ({seconds} s of 720p H.264) ...", flush=True)
