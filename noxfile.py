@@ -339,3 +339,117 @@ def build(session: nox.Session) -> None:
                 session.error(f"{dist}: {module}.__version__ is {found}, its metadata says {versions[dist]}")
         shutil.rmtree(venv)
     session.log(f"built, checked and installed {len(built)} distributions into {out}")
+
+
+# --- nox -s platforms: which packages `pip install localkit-vidio` takes on each platform ---
+
+# pip picks wheels for --platform/--python-version but evaluates environment markers
+# (``decord; sys_platform == 'linux' and ...``) against the interpreter running it, a
+# limitation its maintainers keep (pypa/pip#10050). The resolver therefore runs under this
+# wrapper, which hands pip's vendored ``packaging`` the target's marker environment.
+_PIP_FOR_TARGET = """
+import json, sys
+from pip._vendor.packaging import markers
+target = markers.default_environment()
+target.update(json.loads(sys.argv[1]))
+markers.default_environment = lambda: dict(target)
+from pip._internal.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _manylinux(arch: str) -> list[str]:
+    # pip takes manylinux_2_Y tags literally: list every glibc from 2.35 (Ubuntu 22.04, GH200 nodes) down
+    return [f"manylinux_2_{minor}_{arch}" for minor in range(35, 16, -1)] + [f"manylinux2014_{arch}"]
+
+
+_LINUX = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"}
+_MACOS = {"sys_platform": "darwin", "platform_system": "Darwin", "os_name": "posix"}
+# target: (wheel platform tags, marker environment, the decord provider expected, torchcodec expected)
+VIDIO_PLATFORMS = {
+    "linux-x86_64": (_manylinux("x86_64"), {**_LINUX, "platform_machine": "x86_64"}, "decord", True),
+    "linux-aarch64": (_manylinux("aarch64"), {**_LINUX, "platform_machine": "aarch64"}, "decord2", True),
+    "macos-x86_64": (["macosx_13_0_x86_64"], {**_MACOS, "platform_machine": "x86_64"}, None, False),
+    "macos-arm64": (["macosx_14_0_arm64"], {**_MACOS, "platform_machine": "arm64"}, "decord2", True),
+    "windows-x86_64": (
+        ["win_amd64"],
+        {"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt", "platform_machine": "AMD64"},
+        None,
+        True,
+    ),
+}
+VIDIO_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+# Known gaps upstream, checked to fail for that reason and no other.
+VIDIO_UNAVAILABLE = {
+    ("macos-x86_64", "3.13"): "torch",  # PyTorch's last Intel-Mac release, 2.2.2, stops at Python 3.12
+}
+
+
+@nox.session(default=False)
+def platforms(session: nox.Session) -> None:
+    """What `pip install "localkit-vidio[decord2,torchcodec]"` resolves to on Linux x86_64/aarch64,
+    macOS x86_64/arm64 and Windows, Python 3.10-3.13 (a dry run against the package index).
+
+    Checks on each: PyAV and torch are taken; decord comes from `decord` on Linux x86_64, from
+    `decord2` on Linux aarch64 and Apple silicon, and from nowhere elsewhere (vidio then reads
+    with PyAV); torchcodec is taken where it publishes wheels. Options: `-- linux-aarch64 3.12`
+    narrows the matrix. Needs the package index, not torch; writes runs/platforms.json.
+    """
+    import json  # here, so that this session stays one block of the noxfile
+
+    session.install("pip>=25")
+    wheels = Path(session.create_tmp()) / "wheels"
+    session.run(
+        "python", "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels),
+        str(LOCAL["localkit-registry"]), str(LOCAL["localkit-vidio"]),
+    )  # fmt: skip
+    wanted = set(session.posargs)
+    results, problems = {}, []
+    for target, (tags, environment, provider, torchcodec) in VIDIO_PLATFORMS.items():
+        for python in VIDIO_PYTHONS:
+            if wanted and not wanted & {target, python}:
+                continue
+            report = wheels.parent / f"report-{target}-{python}.json"
+            report.unlink(missing_ok=True)
+            marker_env = {**environment, "python_version": python, "python_full_version": f"{python}.0"}
+            output = session.run(
+                "python", "-c", _PIP_FOR_TARGET, json.dumps(marker_env),
+                "install", "--dry-run", "--quiet", "--ignore-installed", "--target", str(wheels.parent / "target"),
+                "--report", str(report), *(f"--platform={tag}" for tag in tags), "--python-version", python,
+                "--only-binary", ":all:", "--find-links", str(wheels), "localkit-vidio[decord2,torchcodec]",
+                silent=True, success_codes=[0, 1],
+            )  # fmt: skip
+            cell = f"{target}, Python {python}"
+            if not report.exists():
+                missing = VIDIO_UNAVAILABLE.get((target, python))
+                reason = (output or "").strip().splitlines()[-6:]
+                results[cell] = {"resolved": False, "reason": reason}
+                if missing and any(missing in line for line in reason):
+                    session.log(f"{cell}: no {missing} wheel, as expected (known gap)")
+                else:
+                    problems.append(f"{cell}: no resolution:\n  " + "\n  ".join(reason))
+                continue
+            taken = {
+                _canonical(i["metadata"]["name"]): i["metadata"]["version"]
+                for i in json.loads(report.read_text())["install"]
+            }
+            results[cell] = {"resolved": True, "packages": dict(sorted(taken.items()))}
+            checks = {
+                "av": "av" in taken,
+                "torch": "torch" in taken,
+                f"decord from {provider}": {"decord", "decord2"} & set(taken)
+                == ({provider} if provider else set()),
+                "torchcodec" if torchcodec else "no torchcodec": ("torchcodec" in taken) == torchcodec,
+            }
+            failed = [name for name, ok in checks.items() if not ok]
+            if failed:
+                problems.append(f"{cell}: expected {', '.join(failed)}; resolved {taken}")
+            shown = ", ".join(
+                f"{n} {taken[n]}" for n in ("av", "torch", "decord", "decord2", "torchcodec") if n in taken
+            )
+            session.log(f"{cell}: {shown}")
+    out = ROOT / "runs" / "platforms.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    if problems:
+        session.error("\n".join(problems))

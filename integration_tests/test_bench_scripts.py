@@ -34,7 +34,14 @@ def _pipeline(report):
 
 
 def _decode(report):
-    assert report["quick"] is True and report["ratios"]["single_process"]
+    assert report["quick"] is True and set(report["ratios"]) == {
+        f"{video}_{mode}" for video in ("original", "prepared") for mode in ("1_process", "dataloader")
+    }
+    default = [r for r in report["rows"] if r["method"] == "vidio, pyav backend (the default)"]
+    assert len(default) == 2 and all(
+        r["frames_decoded_per_clip"] > 0 and r["frames_from_keyframes_per_clip"] >= 16 for r in default
+    )
+    assert report["disk"]["prepared_bytes"] < report["disk"]["jpeg_frames"]["prepared_size"]["bytes"]
 
 
 # script -> (the report it writes, what must hold in it)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -14,10 +16,18 @@ import pytest
 import torch
 
 import vidio
-from vidio import _decord
+from vidio import _decord, _probe
 
-BACKENDS = vidio.list_decoders()
+STATUS = {s.name: s for s in vidio.decoder_status()}
+AVAILABLE = [name for name, s in STATUS.items() if s.available]
+# every installed backend, skipped with the reason where its library cannot run here
+BACKENDS = [
+    pytest.param(name, marks=pytest.mark.skipif(not s.available, reason=s.library))
+    for name, s in STATUS.items()
+]
 needs_signals = pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs POSIX job-control signals")
+needs_decord = pytest.mark.skipif("decord" not in AVAILABLE, reason=STATUS["decord"].library)
+needs_torchcodec = pytest.mark.skipif("torchcodec" not in AVAILABLE, reason=STATUS["torchcodec"].library)
 
 
 def index_patterns(n: int) -> list[np.ndarray]:
@@ -31,10 +41,15 @@ def index_patterns(n: int) -> list[np.ndarray]:
     ]
 
 
-def test_builtin_decoders_are_registered():
-    assert {"decord", "pyav"} <= set(BACKENDS)
-    for name in BACKENDS:
+def test_builtin_decoders_are_registered_and_pyav_is_the_default(videos):
+    assert {"decord", "pyav", "torchcodec"} <= set(STATUS)
+    for name in STATUS:
         assert issubclass(vidio._decoders.DECODERS.load(name), vidio.Decoder)
+    assert [name for name, s in STATUS.items() if s.default] == ["pyav"]
+    assert STATUS["pyav"].available and STATUS["pyav"].library.startswith(f"av {av.__version__} (FFmpeg ")
+    assert STATUS["torchcodec"].devices == ("cpu", "cuda")
+    with vidio.open(videos["h264.mp4"]) as video:
+        assert video.backend == "pyav"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -53,6 +68,7 @@ def test_frames_equal_pyav_decode(videos, reference, name, backend):
             np.testing.assert_array_equal(video.get(indices), expected[indices])
 
 
+@needs_decord
 @pytest.mark.parametrize(
     "name", ["open-gop.avi", "open-gop.mkv", "mpegts.ts", "edit-list.mp4", "rotated.mp4"]
 )
@@ -66,6 +82,49 @@ def test_decord_hands_files_it_misreads_to_pyav(tricky_videos, reference, name):
         np.testing.assert_array_equal(video.get(indices), expected[indices])
 
 
+@needs_torchcodec
+@pytest.mark.parametrize(
+    ("name", "reads_it"),
+    [
+        ("open-gop.avi", False),
+        ("open-gop.mkv", True),
+        ("mpegts.ts", False),
+        ("edit-list.mp4", True),
+        ("rotated.mp4", False),
+    ],
+)
+def test_torchcodec_reads_tricky_files_exactly_or_hands_them_to_pyav(
+    tricky_videos, reference, name, reads_it
+):
+    path, _ = tricky_videos[name]
+    expected = reference(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", vidio.DecoderFallbackWarning)
+        video = vidio.open(path, backend="torchcodec")
+    assert video.backend == ("torchcodec" if reads_it else "pyav")
+    assert bool(caught) != reads_it
+    for indices in index_patterns(len(expected)):
+        np.testing.assert_array_equal(video.get(indices), expected[indices])
+
+
+@needs_torchcodec
+@pytest.mark.parametrize("name", ["open-gop.avi", "mpegts.ts", "rotated.mp4"])
+def test_bare_torchcodec_really_misreads_those_files(tricky_videos, reference, name):
+    """The failure modes the torchcodec backend guards against exist in the installed torchcodec."""
+    from torchcodec.decoders import VideoDecoder
+
+    path, _ = tricky_videos[name]
+    expected = reference(path)
+    try:
+        decoder = VideoDecoder(str(path), dimension_order="NHWC")
+        got = decoder.get_frames_at(np.linspace(0, len(expected) - 1, 12, dtype=int).tolist()).data.numpy()
+    except RuntimeError:
+        return  # it fails outright: as good a reason
+    wanted = expected[np.linspace(0, len(expected) - 1, 12, dtype=int)]
+    assert len(decoder) != len(expected) or got.shape != wanted.shape or (got != wanted).any()
+
+
+@needs_decord
 @pytest.mark.parametrize("name", ["open-gop.avi", "mpegts.ts", "edit-list.mp4"])
 def test_bare_decord_really_misreads_those_files(tricky_videos, reference, name):
     """The failure modes vidio guards against exist in the installed decord (else drop the guard)."""
@@ -82,7 +141,7 @@ def test_bare_decord_really_misreads_those_files(tricky_videos, reference, name)
 def test_metadata_and_variable_frame_rate_timestamps(videos):
     with av.open(str(videos["vfr.mkv"])) as container:
         times = [float(f.time) for f in container.decode(video=0)]
-    for backend in BACKENDS:
+    for backend in AVAILABLE:
         video = vidio.open(videos["vfr.mkv"], backend=backend)
         assert (video.height, video.width) == video.size == (48, 64)
         np.testing.assert_allclose(video.timestamps, np.array(times) - times[0], atol=1e-9)
@@ -93,16 +152,22 @@ def test_metadata_and_variable_frame_rate_timestamps(videos):
 @pytest.mark.parametrize("size", [(24, 32), (45, 67), (96, 100)])
 def test_resize_at_decode_time(videos, reference, size):
     results = {}
-    for backend in BACKENDS:
+    for backend in AVAILABLE:
         frames = vidio.open(videos["h264.mp4"], backend=backend).get([0, 17, 39], size=size)
         assert frames.shape == (3, *size, 3)
         results[backend] = frames.astype(np.int16)
-    # decord's FFmpeg (4.x) and PyAV's (8.x) scale with the same bilinear filter but place
-    # chroma samples differently, so the two agree to within rounding, not bit for bit.
-    assert np.abs(results["decord"] - results["pyav"]).mean() < 2.0
     full = torch.from_numpy(reference(videos["h264.mp4"])[[0, 17, 39]]).permute(0, 3, 1, 2).float()
     scaled = torch.nn.functional.interpolate(full, size=size, mode="bilinear", antialias=True)
-    assert np.abs(results["pyav"] - scaled.permute(0, 2, 3, 1).numpy()).mean() < 6.0
+    antialiased = scaled.permute(0, 2, 3, 1).numpy()
+    # PyAV and decord scale the YUV planes with swscale's bilinear filter, then convert: they
+    # agree to within rounding (decord's FFmpeg 4.x places chroma samples differently from
+    # PyAV's 8.x), and both differ from torch's antialiased resize of the RGB frames.
+    assert np.abs(results["pyav"] - antialiased).mean() < 6.0
+    if "decord" in results:
+        assert np.abs(results["decord"] - results["pyav"]).mean() < 2.0
+    # torchcodec converts to RGB first and then resizes as torch does (bilinear, antialiased)
+    if "torchcodec" in results:
+        assert np.abs(results["torchcodec"] - antialiased).mean() < 1.0
 
 
 def test_torch_output_indexing_and_slicing(videos, reference):
@@ -220,10 +285,11 @@ def test_damaged_packet_raises_decode_error(tmp_path, make_video, backend):
         warnings.simplefilter("always")
         with pytest.raises(vidio.VideoDecodeError, match="damaged.mp4.*(decoding failed|never came out)"):
             video.get(range(len(video)))
-    if backend == "decord":
-        assert any("decord failed" in str(w.message) for w in caught)
+    if backend in ("decord", "torchcodec"):
+        assert any(f"{backend} failed" in str(w.message) for w in caught)
 
 
+@needs_decord
 def test_frames_decord_fails_on_come_from_pyav(tmp_path, make_video, reference):
     path = make_video(tmp_path / "narrow.mp4", width=48, height=32)
     expected = reference(path)
@@ -249,6 +315,7 @@ def test_frame_folders_read_images_in_natural_order(tmp_path, frame_pattern, mak
 
 
 @needs_signals
+@needs_decord
 def test_a_decoder_that_stops_responding_is_killed_and_replaced(videos, reference):
     # Only the stopped request runs under the 1 s timeout: starting a decord process and
     # opening the file can take longer than that on a loaded machine, so the reader that
@@ -269,6 +336,7 @@ def test_a_decoder_that_stops_responding_is_killed_and_replaced(videos, referenc
 
 
 @needs_signals
+@needs_decord
 def test_a_crashed_decoder_is_reported_and_replaced(videos, reference):
     expected = reference(videos["h264.mp4"])
     video = vidio.open(videos["h264.mp4"], backend="decord", timeout=60.0)
@@ -283,6 +351,7 @@ def test_a_crashed_decoder_is_reported_and_replaced(videos, reference):
     np.testing.assert_array_equal(video.get([7]), expected[[7]])
 
 
+@needs_decord
 def test_decoder_process_is_replaced_when_its_memory_grows(videos, reference, monkeypatch):
     expected = reference(videos["h264.mkv"])
     monkeypatch.setattr(_decord, "MAX_SERVER_GROWTH", -1)
@@ -319,6 +388,7 @@ def longer_video(tmp_path_factory, make_video):
 
 
 @needs_proc
+@needs_decord
 def test_an_idle_decord_process_does_not_decode_ahead(longer_video):
     """After a read, bare decord goes on decoding the rest of the file (0.13 to 0.16 CPU-seconds
     and 60 MB here, measured); vidio's process must sit still. It is sampled until its CPU time stops
@@ -340,6 +410,7 @@ def test_an_idle_decord_process_does_not_decode_ahead(longer_video):
 
 
 @needs_proc
+@needs_decord
 def test_the_decord_process_serves_hundreds_of_reads_without_being_replaced(longer_video, reference):
     """Steady memory, so the growth guard never fires: one process for all reads."""
     expected = reference(longer_video)
@@ -385,6 +456,7 @@ def test_unknown_backend_names_the_group_and_closest_match(videos):
         vidio.open(videos["h264.mp4"], backend="decrod")
 
 
+@needs_decord
 def test_missing_decord_says_what_to_install(videos, monkeypatch):
     real = _decord.importlib.util.find_spec
     monkeypatch.setattr(
@@ -396,3 +468,155 @@ def test_missing_decord_says_what_to_install(videos, monkeypatch):
             vidio.open(videos["h264.mp4"], backend="decord")
     finally:
         _decord._decord_installed.cache_clear()
+
+
+def test_pyav_decodes_from_the_nearest_keyframe_and_skips_unneeded_frames(tmp_path, make_video, reference):
+    """Never more frames than from the keyframe before each wanted frame; with B-frames, fewer."""
+    plain = make_video(tmp_path / "ip.mp4", frames=120, options={"g": "30", "bf": "0", "sc_threshold": "0"})
+    with_b = make_video(
+        tmp_path / "ipb.mp4",
+        frames=120,
+        options={"g": "30", "bf": "3", "b-pyramid": "none", "sc_threshold": "0"},
+    )
+    for path in (plain, with_b):
+        expected = reference(path)
+        info = vidio.probe(path)
+        assert list(info.keyframes) == [0, 30, 60, 90]
+        video = vidio.open(path, backend="pyav", threads=1)
+        decoded = []
+        for indices in ([40, 41, 42], [5], [100, 101], [59, 60, 61], [62, 63], [0, 119]):
+            before = video.frames_decoded
+            np.testing.assert_array_equal(video.get(indices), expected[indices])
+            decoded.append(video.frames_decoded - before)
+        # from keyframe 30: 13 frames; from 0: 6; from 90: 12; 30..59 and 60..61: 32;
+        # [62, 63] goes on from 61: 2; [0, 119]: 1 from keyframe 0, 30 from keyframe 90
+        counts = [13, 6, 12, 32, 2, 31]
+        assert info.frames_to_decode([59, 60, 61]) == 32
+        if path == plain:
+            assert decoded == counts
+        else:
+            assert all(d <= c for d, c in zip(decoded, counts)) and sum(decoded) < sum(counts)
+
+
+def test_keyframes_are_probed_once_per_file_and_process_until_the_file_changes(tmp_path, videos, monkeypatch):
+    probed = []
+    real = _probe._probe_file
+    monkeypatch.setattr(_probe, "_probe_file", lambda path, sig: probed.append(path) or real(path, sig))
+    monkeypatch.setattr(_probe, "_TABLES", _probe._TableCache(limit_bytes=2**20))
+    first, second = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    shutil.copy(videos["h264.mp4"], first)
+    shutil.copy(videos["h264.mp4"], second)
+    for _ in range(3):
+        with vidio.open(first) as video:
+            video.get([0, 5])
+    info = vidio.probe(first)
+    assert probed == [str(first)] and vidio.probe(first) is info
+    mtime = first.stat().st_mtime_ns
+    os.utime(first, ns=(mtime, mtime + 10**9))
+    assert vidio.probe(first) is not info and probed == [str(first)] * 2
+    # past the byte limit, the least recently used table goes first
+    monkeypatch.setattr(_probe, "_TABLES", _probe._TableCache(limit_bytes=1))
+    for path in (first, second, second, first):
+        vidio.probe(path)
+    assert probed == [str(first)] * 3 + [str(second), str(first)]
+    assert len(_probe._TABLES._entries) == 1
+
+
+def test_frames_decoded_is_unknown_where_a_backend_cannot_count(videos):
+    for backend in AVAILABLE:
+        with vidio.open(videos["h264.mp4"], backend=backend) as video:
+            video.get([3])
+            assert (video.frames_decoded is not None) == (backend == "pyav")
+
+
+def test_a_backend_that_decodes_on_the_cpu_only_refuses_a_gpu(videos):
+    with pytest.raises(
+        ValueError, match="decoder 'pyav' decodes on 'cpu', not on 'cuda'; backends that do: 'torchcodec'"
+    ):
+        vidio.open(videos["h264.mp4"], backend="pyav", device="cuda")
+
+
+@needs_torchcodec
+def test_torchcodec_returns_tensors_that_the_reader_converts(videos, reference):
+    expected = reference(videos["h264.mp4"])
+    with vidio.open(videos["h264.mp4"], backend="torchcodec", output="torch") as video:
+        clip = video.get([7, 3, 7])
+        assert isinstance(clip, torch.Tensor) and clip.dtype == torch.uint8
+        np.testing.assert_array_equal(clip.numpy(), expected[[7, 3, 7]])
+    with vidio.open(videos["h264.mp4"], backend="torchcodec") as video:
+        assert isinstance(video.get([1]), np.ndarray)
+
+
+def test_missing_torchcodec_says_what_to_install(videos, monkeypatch):
+    from vidio import _torchcodec
+
+    real = _torchcodec.importlib.util.find_spec
+    monkeypatch.setattr(
+        _torchcodec.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "torchcodec" else real(name, *a),
+    )
+    _torchcodec._torchcodec.cache_clear()
+    try:
+        with pytest.raises(
+            vidio.DecoderUnavailableError, match=r"pip install 'localkit-vidio\[torchcodec\]'"
+        ):
+            vidio.open(videos["h264.mp4"], backend="torchcodec")
+        status = vidio.decoder_status("torchcodec")[0]
+        assert not status.available and "pip install" in status.library
+    finally:
+        _torchcodec._torchcodec.cache_clear()
+
+
+@needs_torchcodec
+def test_torchcodec_without_ffmpeg_says_to_install_ffmpeg(videos, monkeypatch):
+    """torchcodec raises from its FFmpeg-dependent calls when no FFmpeg libraries load."""
+    from torchcodec import _core
+
+    from vidio import _torchcodec
+
+    def no_ffmpeg():
+        raise RuntimeError(
+            "Could not load libtorchcodec. Likely causes:\n  1. FFmpeg is not properly installed"
+        )
+
+    monkeypatch.setattr(_core, "get_ffmpeg_library_versions", no_ffmpeg)
+    _torchcodec._torchcodec.cache_clear()
+    try:
+        with pytest.raises(
+            vidio.DecoderUnavailableError,
+            match="cannot load FFmpeg: Could not load libtorchcodec.*apt-get install ffmpeg.*brew install ffmpeg",
+        ):
+            vidio.open(videos["h264.mp4"], backend="torchcodec")
+    finally:
+        _torchcodec._torchcodec.cache_clear()
+
+
+def test_decord_provider_names_the_distribution_on_disk(tmp_path, monkeypatch):
+    """decord and decord2 install the same module; the module's own version tells them apart."""
+    package = tmp_path / "decord" / "_ffi"
+    package.mkdir(parents=True)
+    (tmp_path / "decord" / "__init__.py").write_text("")
+    (package / "libinfo.py").write_text('__version__ = "3.4.0"\n')
+    for name, version in (("decord2", "3.4.0"),):
+        info = tmp_path / f"{name}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "decord", raising=False)  # an imported module would be found first
+    provider = _decord.decord_provider()
+    assert provider.distribution == "decord2" and provider.version == "3.4.0"
+    library = _decord.DecordDecoder.library()
+    assert library.startswith("decord 3.4.0 (from the decord2 distribution)")
+    if "decord 0.6.0" in provider.installed:  # the real decord is installed too: both, said so
+        assert "are both installed" in library
+
+
+def test_decord_backend_needs_posix(videos, monkeypatch):
+    import types
+
+    monkeypatch.setattr(_decord, "os", types.SimpleNamespace(name="nt"))
+    with pytest.raises(vidio.DecoderUnavailableError, match="needs Linux or macOS; pass backend='pyav'"):
+        vidio.open(videos["h264.mp4"], backend="decord")
+    with pytest.raises(vidio.DecoderUnavailableError, match="needs Linux or macOS"):
+        _decord.DecordDecoder.library()

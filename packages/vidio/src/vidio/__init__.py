@@ -1,8 +1,9 @@
 """vidio: fast, safe video clips for training.
 
-Read frames straight from video files (decord by default, PyAV as the reference), sample
-clips, transform them as batched tensors, and load the action-quality datasets MTL-AQA,
-JIGSAWS and AQA-7, or any dataset described by a CSV manifest.
+Read frames straight from video files (PyAV by default and as the reference; decord and
+torchcodec on request), sample clips, transform them as batched tensors, load the
+action-quality datasets MTL-AQA, JIGSAWS and AQA-7 or any dataset described by a CSV
+manifest, and prepare videos for training (``python -m vidio prepare``).
 
 Example:
     >>> import vidio
@@ -22,7 +23,7 @@ from ._datasets import (
     list_datasets,
     provenance,
 )
-from ._decoders import VideoReader, list_decoders
+from ._decoders import DecoderStatus, VideoReader, decoder_status, list_decoders
 from ._decoders import open_video as open
 from ._errors import (
     CorruptVideoError,
@@ -59,6 +60,7 @@ __all__ = [
     "DatasetError",
     "Decoder",
     "DecoderFallbackWarning",
+    "DecoderStatus",
     "DecoderUnavailableError",
     "FrameIndexError",
     "Normalize",
@@ -80,6 +82,7 @@ __all__ = [
     "VideoTimeoutError",
     "VidioError",
     "create_dataset",
+    "decoder_status",
     "list_datasets",
     "list_decoders",
     "load_pickle",

@@ -29,11 +29,19 @@ class Decoder(abc.ABC):
         info: the probed video.
         threads: decoding threads (0 lets the library decide).
         timeout: seconds the backend may go without progress before it must give up.
-        **options: backend-specific options; unknown ones must be ignored.
+        **options: backend-specific options; unknown ones must be ignored. vidio passes
+            ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...) when the caller asks for a
+            device other than the CPU, and only to backends whose ``devices`` name its type.
 
     Raises:
         UnsupportedVideoError: from ``__init__`` when this backend cannot return exact frames
             for ``info``; vidio then reads the file with PyAV and warns.
+
+    Attributes:
+        name: the backend's name, as in the entry point.
+        devices: the device types it decodes on (``("cpu",)`` unless it says more).
+        frames_decoded: frames its decoder has produced so far for this video, when the
+            backend can tell (``None`` otherwise); :attr:`VideoReader.frames_decoded` reports it.
 
     Example:
         >>> class MyDecoder(vidio.Decoder):  # doctest: +SKIP
@@ -43,6 +51,8 @@ class Decoder(abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    frames_decoded: int | None = None
 
     def __init__(
         self, info: VideoInfo, *, threads: int = 0, timeout: float = DEFAULT_TIMEOUT, **options: Any
@@ -51,8 +61,19 @@ class Decoder(abc.ABC):
         self.threads = threads
         self.timeout = timeout
 
+    @classmethod
+    def library(cls) -> str:
+        """The library this backend decodes with and its version, e.g. ``"av 18.1.0 (FFmpeg 8.0)"``.
+
+        Used by ``python -m vidio backends``; it may import the library, but must not open a file.
+
+        Raises:
+            DecoderUnavailableError: the library is missing or cannot load, naming what to install.
+        """
+        return "unknown"
+
     @abc.abstractmethod
-    def read(self, indices: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    def read(self, indices: np.ndarray, size: tuple[int, int] | None) -> Any:
         """Decode frames.
 
         Args:
@@ -60,7 +81,8 @@ class Decoder(abc.ABC):
             size: ``(height, width)`` to scale to while decoding, or ``None`` for the stored size.
 
         Returns:
-            uint8 array ``(len(indices), height, width, 3)`` in RGB order.
+            uint8 frames ``(len(indices), height, width, 3)`` in RGB order: a numpy array, or a
+            torch tensor (for instance on the GPU it decoded on).
         """
 
     def close(self) -> None:  # noqa: B027 - closing is optional for backends that hold nothing

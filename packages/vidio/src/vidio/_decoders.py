@@ -12,16 +12,18 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from localkit_registry import Registry
+from localkit_registry import Registry, RegistryError
 
 from . import _files
 from ._backend import DEFAULT_TIMEOUT, Decoder
 from ._errors import (
     DecoderFallbackWarning,
+    DecoderUnavailableError,
     FrameIndexError,
     UnsupportedVideoError,
     VideoDecodeError,
@@ -30,14 +32,19 @@ from ._errors import (
 from ._frames import FrameFolderDecoder
 from ._probe import VideoInfo, probe
 
-DEFAULT_DECODER = "decord"
+# PyAV is installed on every platform, it is the reference the others are checked against,
+# and with keyframe-aware reading that skips unneeded non-reference frames it needs the least
+# CPU per random clip of every backend measured (docs/benchmarks.md), so it is the default
+# everywhere: the same backend, hence the same pixels, on every machine.
+DEFAULT_DECODER = "pyav"
 REFERENCE_DECODER = "pyav"
 
 DECODERS = Registry(
     "vidio.decoders",
     owner="localkit-vidio",
     kind="decoder",
-    hint="Built-in decoders are 'decord' and 'pyav'; a plugin adds one under [project.entry-points.\"vidio.decoders\"].",
+    hint="Built-in decoders are 'pyav', 'decord' and 'torchcodec'; a plugin adds one under "
+    '[project.entry-points."vidio.decoders"].',
 )
 
 
@@ -49,13 +56,75 @@ def list_decoders(pattern: str | Iterable[str] = "*", exclude: str | Iterable[st
         exclude: fnmatch pattern(s) to leave out.
 
     Returns:
-        Naturally sorted names, e.g. ``["decord", "pyav"]``.
+        Naturally sorted names, e.g. ``["decord", "pyav", "torchcodec"]``; whether each one's
+        library is installed here is :func:`decoder_status`'s question.
 
     Example:
         >>> "pyav" in vidio.list_decoders()
         True
     """
     return DECODERS.names(pattern, exclude)
+
+
+@dataclass(frozen=True)
+class DecoderStatus:
+    """Whether one decoder backend can run here, and with what.
+
+    Attributes:
+        name: the backend's name.
+        available: its library imports and loads.
+        library: what it decodes with and the version (``"av 18.1.0 (FFmpeg 8.0.1)"``,
+            ``"decord 0.6.0 (from the decord distribution)"``), or why it cannot run and
+            what to install.
+        devices: the device types it decodes on.
+        distribution: the distribution that declares the backend, and its version.
+        default: it is the backend :func:`vidio.open` uses when none is named.
+    """
+
+    name: str
+    available: bool
+    library: str
+    devices: tuple[str, ...]
+    distribution: str
+    default: bool
+
+
+def decoder_status(pattern: str | Iterable[str] = "*") -> list[DecoderStatus]:
+    """Every installed decoder backend, whether it can run here, its library's version.
+
+    This imports each backend and its library (``python -m vidio backends`` prints it).
+
+    Args:
+        pattern: fnmatch pattern(s) of the backends to look at.
+
+    Returns:
+        One :class:`DecoderStatus` per backend, in :func:`list_decoders` order.
+
+    Example:
+        >>> [s.name for s in vidio.decoder_status() if s.default]
+        ['pyav']
+    """
+    found = []
+    for name in DECODERS.names(pattern):
+        devices: tuple[str, ...] = ()
+        declared = ", ".join(f"{e.distribution} {e.version}" for e in DECODERS.entries(name))
+        try:
+            cls = DECODERS.load(name)
+            devices = tuple(cls.devices)
+            library, available = cls.library(), True
+        except (DecoderUnavailableError, RegistryError) as exc:
+            library, available = str(exc), False
+        found.append(
+            DecoderStatus(
+                name=name,
+                available=available,
+                library=library,
+                devices=devices,
+                distribution=declared,
+                default=name == DEFAULT_DECODER,
+            )
+        )
+    return found
 
 
 def open_video(
@@ -65,19 +134,23 @@ def open_video(
     output: str = "numpy",
     threads: int = 0,
     timeout: float = DEFAULT_TIMEOUT,
+    device: str = "cpu",
 ) -> VideoReader:
     """Open a video file or a folder of frame images for random access.
 
     Args:
         path: the video file, or a folder of frame images named in frame order.
-        backend: a name from :func:`list_decoders`; default ``"decord"``. When the backend
-            cannot return exact frames for this file (e.g. decord on open-GOP or MPEG-TS
-            files), PyAV reads it instead and a :class:`~vidio.DecoderFallbackWarning` says why.
-            Frame folders are always read with PyAV's image decoders.
+        backend: a name from :func:`list_decoders`; default ``"pyav"`` (see
+            :func:`decoder_status`). When the backend cannot return exact frames for this file
+            (e.g. decord on open-GOP or MPEG-TS files), PyAV reads it instead and a
+            :class:`~vidio.DecoderFallbackWarning` says why. Frame folders are always read
+            with PyAV's image decoders.
         output: ``"numpy"`` or ``"torch"``: the type :meth:`VideoReader.get` returns.
         threads: decoding threads (0 lets the library decide; 1 suits DataLoader workers).
         timeout: seconds a decoder may make no progress before it is stopped and
             :class:`~vidio.VideoTimeoutError` is raised.
+        device: where to decode: ``"cpu"``, or ``"cuda"`` / ``"cuda:N"`` with a backend that
+            decodes on the GPU (``"torchcodec"``); with ``output="torch"`` the frames stay there.
 
     Returns:
         A :class:`VideoReader` (also a context manager).
@@ -89,6 +162,7 @@ def open_video(
         CorruptVideoError: the file is empty, truncated or not a decodable video.
         DecoderUnavailableError: the backend's library is not installed.
         UnknownEntryError: no decoder of that name is installed.
+        ValueError: the backend cannot decode on ``device``, or ``output`` is unknown.
 
     Example:
         >>> with vidio.open("match.mp4") as video:  # doctest: +SKIP
@@ -98,12 +172,40 @@ def open_video(
     """
     if output not in ("numpy", "torch"):
         raise ValueError(f"output must be 'numpy' or 'torch', not {output!r}")
+    name = backend or DEFAULT_DECODER
+    cls = DECODERS.load(name)
+    device_type = str(device).split(":", 1)[0]
+    if device_type not in cls.devices:
+        raise ValueError(
+            f"decoder '{name}' decodes on {', '.join(map(repr, cls.devices))}, not on {device!r}; "
+            f"{_who_decodes_on(device_type)}"
+        )
     info = probe(path)
     if info.is_frame_folder:
+        if device_type != "cpu":
+            raise ValueError(
+                f"'{info.path}' is a folder of frame images, which vidio decodes on the CPU only"
+            )
         decoder: Decoder = FrameFolderDecoder(info, threads=threads, timeout=timeout)
     else:
-        decoder = _create_decoder(backend or DEFAULT_DECODER, info, threads=threads, timeout=timeout)
+        options: dict[str, Any] = {"threads": threads, "timeout": timeout}
+        if device_type != "cpu":
+            options["device"] = device
+        decoder = _create_decoder(name, info, **options)
     return VideoReader(info, decoder, output=output)
+
+
+def _who_decodes_on(device_type: str) -> str:
+    able = []
+    for name in DECODERS.names():
+        try:
+            if device_type in DECODERS.load(name).devices:
+                able.append(name)
+        except RegistryError:
+            continue
+    if able:
+        return f"backends that do: {', '.join(map(repr, able))}"
+    return "no installed backend does (pip install 'localkit-vidio[torchcodec]' decodes on 'cuda')"
 
 
 def _create_decoder(name: str, info: VideoInfo, **kw: Any) -> Decoder:
@@ -111,7 +213,7 @@ def _create_decoder(name: str, info: VideoInfo, **kw: Any) -> Decoder:
     try:
         return cls(info, **kw)
     except UnsupportedVideoError as exc:
-        if name == REFERENCE_DECODER:
+        if name == REFERENCE_DECODER or "device" in kw:
             raise
         warnings.warn(
             f"'{info.path}': {exc.reason}; reading it with {REFERENCE_DECODER} instead",
@@ -149,6 +251,14 @@ class VideoReader:
     def backend(self) -> str:
         """Name of the decoder actually reading the file (after any fallback)."""
         return self._decoder.name
+
+    @property
+    def frames_decoded(self) -> int | None:
+        """Frames the decoder has produced for this reader so far, or ``None`` when the backend
+        cannot tell. Compare with :meth:`VideoInfo.frames_to_decode`, the least any decoder
+        starting from keyframes needs (the PyAV backend can need fewer: it skips the
+        non-reference frames before each wanted frame)."""
+        return self._decoder.frames_decoded
 
     @property
     def num_frames(self) -> int:
@@ -214,20 +324,27 @@ class VideoReader:
         else:
             frames = np.empty((0, height, width, 3), dtype=np.uint8)
         expected = (len(unique), height, width, 3)
-        if frames.shape != expected or frames.dtype != np.uint8:
+        is_tensor = not isinstance(frames, np.ndarray)
+        dtype_ok = str(frames.dtype) in ("uint8", "torch.uint8")
+        if tuple(frames.shape) != expected or not dtype_ok:
             raise VideoDecodeError.about(
                 self.path,
-                f"decoder '{self.backend}' returned {frames.dtype} frames of shape {frames.shape}, expected "
-                f"uint8 {expected}",
+                f"decoder '{self.backend}' returned {frames.dtype} frames of shape {tuple(frames.shape)}, "
+                f"expected uint8 {expected}",
                 "This is a bug in that decoder backend",
             )
         if len(unique) != len(wanted) or not np.array_equal(unique, wanted):
-            frames = frames[inverse.reshape(-1)]
+            order = inverse.reshape(-1)
+            if is_tensor:
+                import torch
+
+                order = torch.from_numpy(order).to(frames.device)
+            frames = frames[order]
         if self._output == "torch":
             import torch
 
-            return torch.from_numpy(np.ascontiguousarray(frames))
-        return frames
+            return frames.contiguous() if is_tensor else torch.from_numpy(np.ascontiguousarray(frames))
+        return frames.cpu().numpy() if is_tensor else frames
 
     def _read(self, indices: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
         self._check_unchanged()

@@ -24,6 +24,11 @@ decord's known failure modes, and what this module does about each:
 - It fails outright on some output widths (8, 12, 16, 24, 48 and 72 pixels in decord 0.6.0)
   and on damaged packets. Whenever decord reports an error, PyAV decodes the same frames
   and its answer, frames or error, stands.
+
+The ``decord`` module comes from one of two distributions: ``decord`` (0.6.0, 2021) or its
+maintained fork ``decord2``, which installs the same module. :func:`decord_provider` tells
+which one is on disk without importing it. The child process is started with inherited file
+descriptors, which Windows lacks, so this backend runs on Linux and macOS only.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import json
 import logging
 import mmap
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -42,9 +48,11 @@ import sys
 import tempfile
 import threading
 import warnings
+from importlib import metadata
 from multiprocessing import BufferTooShort
 from multiprocessing.connection import Connection
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -68,6 +76,10 @@ SHARED_LIMIT = 32 * 2**20
 # Containers whose seeking decord handles exactly, as verified frame by frame against PyAV.
 EXACT_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "flv"})
 _FIX_DAMAGED = "The file is probably damaged; read it with backend='pyav' or re-encode it"
+_NOT_POSIX = (
+    "the 'decord' decoder runs decord in a child process that inherits file descriptors, which "
+    "needs Linux or macOS; pass backend='pyav' (the default) or backend='torchcodec'"
+)
 
 
 def _structural_problem(info: VideoInfo) -> str | None:
@@ -366,6 +378,46 @@ def _decord_installed() -> bool:
     return importlib.util.find_spec("decord") is not None
 
 
+_INSTALL = (
+    "pip install decord (Linux x86_64), pip install 'localkit-vidio[decord2]' (Linux aarch64, macOS "
+    "on Apple silicon), or pass backend='pyav'"
+)
+PROVIDERS = ("decord", "decord2")
+
+
+class DecordProvider(NamedTuple):
+    """Which distribution installed the ``decord`` module that the decord process imports."""
+
+    distribution: str
+    version: str
+    installed: tuple[str, ...]
+
+
+def decord_provider() -> DecordProvider | None:
+    """The distribution whose ``decord`` module is on disk (``decord`` or ``decord2``), or None.
+
+    Both install the same folder, so the module's own version (read from its source, not
+    imported) says whose files are there; ``installed`` lists every provider pip knows of.
+    """
+    spec = importlib.util.find_spec("decord")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    installed = []
+    for name in PROVIDERS:
+        try:
+            installed.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            continue
+    libinfo = Path(next(iter(spec.submodule_search_locations))) / "_ffi" / "libinfo.py"
+    try:
+        found = re.search(r'^__version__ = "([^"]+)"', libinfo.read_text(), re.MULTILINE)
+    except OSError:
+        found = None
+    version = found.group(1) if found else "unknown"
+    owner = next((name for name, v in installed if v == version), installed[0][0] if installed else "unknown")
+    return DecordProvider(owner, version, tuple(f"{name} {v}" for name, v in installed))
+
+
 class DecordDecoder(Decoder):
     """Decode with decord in a supervised child process; see the module notes for what it guards.
 
@@ -389,11 +441,10 @@ class DecordDecoder(Decoder):
         problem = _structural_problem(info)
         if problem:
             raise UnsupportedVideoError.about(info.path, f"decord cannot return exact frames: {problem}")
+        if os.name != "posix":
+            raise DecoderUnavailableError(_NOT_POSIX)
         if not _decord_installed():
-            raise DecoderUnavailableError(
-                "the 'decord' decoder needs the decord package: pip install decord "
-                "(or pass backend='pyav' to use PyAV)"
-            )
+            raise DecoderUnavailableError(f"the 'decord' decoder needs the decord module: {_INSTALL}")
         self._server = _current_server()
         self._stamp = _stamp(info.path)
         self._pyav: PyAVDecoder | None = None
@@ -401,6 +452,22 @@ class DecordDecoder(Decoder):
         problem = self._check_frame_table()
         if problem:
             raise UnsupportedVideoError.about(info.path, f"decord cannot return exact frames: {problem}")
+
+    @classmethod
+    def library(cls) -> str:
+        """``"decord <version> (distribution <name> <version>)"``; raises when it cannot run here."""
+        if os.name != "posix":
+            raise DecoderUnavailableError(_NOT_POSIX)
+        provider = decord_provider()
+        if provider is None:
+            raise DecoderUnavailableError(f"the 'decord' decoder needs the decord module: {_INSTALL}")
+        text = f"decord {provider.version} (from the {provider.distribution} distribution)"
+        if len(provider.installed) > 1:
+            text += (
+                f"; {' and '.join(provider.installed)} are both installed and write the same files: "
+                "uninstall both, then install one"
+            )
+        return text
 
     def _request(self, size: tuple[int, int] | None) -> dict:
         height, width = size if size is not None else (-1, -1)

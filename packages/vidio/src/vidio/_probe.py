@@ -12,10 +12,12 @@ file itself and hands PyAV the open file, which ``_files`` guarantees is a regul
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import stat
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import BinaryIO, NamedTuple
@@ -110,11 +112,32 @@ class VideoInfo:
         pos = int(np.searchsorted(self.keyframes, index, side="right")) - 1
         return int(self.keyframes[pos]) if pos >= 0 else 0
 
+    def frames_to_decode(self, indices: np.ndarray | list[int]) -> int:
+        """How many frames a decoder that starts from the nearest keyframe must decode for ``indices``.
+
+        For every keyframe interval holding wanted frames: from its keyframe to the last
+        wanted frame in it. This is the least a reader decodes when it seeks for every clip.
+
+        Example:
+            >>> info = vidio.probe("match.mp4")  # keyframes 0, 60, 120, ...  # doctest: +SKIP
+            >>> info.frames_to_decode(range(50, 66))  # frames 0..65  # doctest: +SKIP
+            66
+        """
+        wanted = np.unique(np.asarray(indices, dtype=np.int64))
+        if not len(wanted):
+            return 0
+        groups = np.searchsorted(self.keyframes, wanted, side="right") - 1
+        last = np.flatnonzero(np.diff(groups, append=groups[-1] + 1))
+        starts = np.where(groups[last] >= 0, self.keyframes[np.maximum(groups[last], 0)], 0)
+        return int((wanted[last] - starts + 1).sum())
+
 
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Read the frame table and properties of a video file or a folder of frame images.
 
-    Results are cached per process, keyed by the path, size and modification time.
+    Results are cached per process, beside its readers: each file is probed once and probed
+    again only when its inode, size or modification time changes. The cache holds up to
+    256 MiB of frame tables (16 bytes a frame), enough for every video of a dataset.
 
     Args:
         path: a video file FFmpeg can demux, or a folder of ``.jpg``/``.png`` frames whose
@@ -154,14 +177,54 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     return _probe_file_cached(os.path.abspath(path), signature)
 
 
-@functools.lru_cache(maxsize=256)
+class _TableCache:
+    """The frame tables (and keyframes) of the files this process has probed, kept beside its readers.
+
+    Keyed by path; an entry whose file signature changed is probed again. Bounded by the bytes
+    of its tables, not by a count: a table costs 16 bytes a frame (an hour at 30 fps: 1.7 MB),
+    so a whole dataset's tables fit and a DataLoader worker demuxes each video once, however
+    many videos it samples from. Past the limit, the least recently used tables go first.
+    """
+
+    def __init__(self, limit_bytes: int):
+        self.limit_bytes = limit_bytes
+        self.nbytes = 0
+        self._entries: OrderedDict[str, tuple[tuple[int, ...], VideoInfo, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: str, signature: tuple[int, ...], compute: Callable[[], VideoInfo]) -> VideoInfo:
+        with self._lock:
+            entry = self._entries.get(path)
+            if entry is not None and entry[0] == signature:
+                self._entries.move_to_end(path)
+                return entry[1]
+        info = compute()
+        cost = info.pts.nbytes + info.keyframes.nbytes + sum(len(f) for f in info.files) + 1024
+        with self._lock:
+            old = self._entries.pop(path, None)
+            if old is not None:
+                self.nbytes -= old[2]
+            self._entries[path] = (signature, info, cost)
+            self.nbytes += cost
+            while self.nbytes > self.limit_bytes and len(self._entries) > 1:
+                self.nbytes -= self._entries.popitem(last=False)[1][2]
+        return info
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.nbytes = 0
+
+
+_TABLES = _TableCache(limit_bytes=256 * 2**20)
+
+
 def _probe_file_cached(path: str, signature: tuple[int, ...]) -> VideoInfo:
-    return _probe_file(path, signature)
+    return _TABLES.get(path, signature, lambda: _probe_file(path, signature))
 
 
-@functools.lru_cache(maxsize=256)
 def _probe_folder_cached(path: str, signature: tuple[int, ...]) -> VideoInfo:
-    return _probe_folder(path, signature)
+    return _TABLES.get(path, signature, lambda: _probe_folder(path, signature))
 
 
 def _corrupt(path: str, reason: str, fix: str = "Re-encode or download the file again") -> CorruptVideoError:

@@ -4,6 +4,15 @@ Frames are matched to indices by presentation timestamp, never by counting, so v
 frame rates, B-frames and decoders that drop frames after a seek (open GOPs) cannot shift
 them. When a seek lands after the wanted frame, or the wanted frame never comes out, the
 backend starts again from an earlier keyframe and finally from the beginning of the file.
+
+Reading is keyframe-aware: the probe's keyframe table says where decoding of each wanted
+frame can start, so the backend decodes on from where it stands only when that is no
+longer than seeking, and otherwise seeks to the nearest keyframe before the frame. Frames
+before the next wanted one that no other frame refers to (FFmpeg's non-reference frames:
+most B-frames) are not decoded at all: packets are fed one by one, and the decoder is told
+to skip non-reference frames for packets shown before the next wanted frame. What comes out
+is unchanged, since nothing refers to a skipped frame, and the frames the decoder did
+produce are counted (:attr:`PyAVDecoder.frames_decoded`).
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import gc
 import os
 import weakref
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -34,8 +44,9 @@ _inherited: list = []
 
 def _park_inherited_decoders() -> None:
     for decoder in list(_live):
-        _inherited.append((decoder._container, decoder._stream, decoder._frames, decoder._file))
-        decoder._container = decoder._stream = decoder._frames = decoder._file = None
+        _inherited.append((decoder._container, decoder._stream, decoder._packets, decoder._file))
+        decoder._container = decoder._stream = decoder._packets = decoder._file = None
+        decoder._pending.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -50,6 +61,10 @@ class PyAVDecoder(Decoder):
         threads: decoding threads (0 lets FFmpeg decide).
         timeout: unused: FFmpeg calls made through PyAV return or raise, they do not hang.
         **options: ignored.
+
+    Attributes:
+        frames_decoded: frames the FFmpeg decoder has produced for this reader so far (frames
+            it skipped as unneeded non-reference frames are not counted: they were never decoded).
     """
 
     name = "pyav"
@@ -66,10 +81,20 @@ class PyAVDecoder(Decoder):
         self._file = None
         self._container = None
         self._stream = None
-        self._frames = None
+        self._packets = None
+        self._pending: deque = deque()
+        self._skipping = False
         self._position = -1
+        self.frames_decoded = 0
         _live.add(self)
         self._restart()
+
+    @classmethod
+    def library(cls) -> str:
+        """``"av <version> (FFmpeg <version>)"``: PyAV and the FFmpeg it bundles."""
+        import av
+
+        return f"av {av.__version__} (FFmpeg {av.ffmpeg_version_info})"
 
     def _restart(self) -> None:
         self.close()
@@ -85,15 +110,18 @@ class PyAVDecoder(Decoder):
                 self._stream = stream
         self._stream.thread_type = "AUTO"
         self._stream.codec_context.thread_count = self.threads
-        self._frames = self._container.decode(self._stream)
+        self._skipping = False
+        self._packets = self._container.demux(self._stream)
         self._position = -1
 
     def _seek(self, index: int) -> None:
         if index == 0 or index == _RESTART or self._container is None:
             self._restart()
             return
+        # PyAV flushes the decoder after seeking: nothing decoded before the seek comes out after it.
         self._container.seek(int(self.info.pts[index]), stream=self._stream, backward=True, any_frame=False)
-        self._frames = self._container.decode(self._stream)
+        self._packets = self._container.demux(self._stream)
+        self._pending.clear()
         self._position = -1
 
     def read(self, indices: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
@@ -107,26 +135,31 @@ class PyAVDecoder(Decoder):
             done = self._fill(indices, done, out, (height, width))
         return out
 
-    def _start_points(self, target: int) -> list[int | None]:
-        """Where to decode ``target`` from: keep going (``None``), a keyframe, or the file start."""
+    def _start_points(self, target: int) -> list[tuple[int | None, bool]]:
+        """Where to decode ``target`` from, and whether to skip unneeded frames on the way.
+
+        Keep going (``None``) when the frames up to ``target`` are no more than those from its
+        keyframe; else its keyframe. Should the frame not come out, an earlier keyframe, and
+        last the start of the file, decoding every frame.
+        """
         key = self.info.keyframe_before(target)
-        points: list[int | None] = []
-        if self._frames is not None and self._position < target and key <= self._position + 1:
-            points.append(None)
-        points.append(key)
+        points: list[tuple[int | None, bool]] = []
+        if self._packets is not None and self._position < target and key <= self._position + 1:
+            points.append((None, True))
+        points.append((key, True))
         if key > 0:
             earlier = self.info.keyframe_before(key - 1)
             if earlier > 0:
-                points.append(earlier)
-            points.append(_RESTART)
+                points.append((earlier, True))
+            points.append((_RESTART, False))
         return points
 
     def _fill(self, indices: np.ndarray, done: int, out: np.ndarray, size: tuple[int, int]) -> int:
         target = int(indices[done])
-        for start in self._start_points(target):
+        for start, skip in self._start_points(target):
             if start is not None:
                 self._seek(start)
-            progressed = self._decode_into(indices, done, out, size)
+            progressed = self._decode_into(indices, done, out, size, skip)
             if progressed > done:
                 return progressed
         raise VideoDecodeError.about(
@@ -136,17 +169,20 @@ class PyAVDecoder(Decoder):
             "The file is probably damaged; re-encode it",
         )
 
-    def _decode_into(self, indices: np.ndarray, done: int, out: np.ndarray, size: tuple[int, int]) -> int:
+    def _decode_into(
+        self, indices: np.ndarray, done: int, out: np.ndarray, size: tuple[int, int], skip: bool
+    ) -> int:
         """Decode forward from the current position, storing wanted frames; return the new count."""
-        if self._frames is None:
-            return done
         try:
-            for frame in self._frames:
+            while self._packets is not None:
+                target = int(indices[done])
+                frame = self._next_frame(int(self.info.pts[target]) if skip else None)
+                if frame is None:
+                    break
                 index = self._index_of(frame)
                 if index is None:
                     continue
                 self._position = index
-                target = int(indices[done])
                 if index < target:
                     continue
                 if index > target:
@@ -158,14 +194,35 @@ class PyAVDecoder(Decoder):
                 if self.info.keyframe_before(int(indices[done])) > index + 1:
                     return done
         except self._av.FFmpegError as exc:
-            self._frames = None
+            self._packets = None
+            self._pending.clear()
             raise VideoDecodeError.about(
                 self.info.path,
                 f"decoding failed near frame {self._position + 1} ({type(exc).__name__}: {exc})",
                 "The file is probably damaged; re-encode it",
             ) from exc
-        self._frames = None
+        self._packets = None
         return done
+
+    def _next_frame(self, skip_before: int | None) -> Any:
+        """The next frame out of the decoder, feeding it packets as needed; None at the end.
+
+        Packets shown before ``skip_before`` (a pts) are decoded with FFmpeg's ``skip_frame``
+        set to non-reference frames: no wanted frame is among them, and no frame refers to them.
+        """
+        codec = self._stream.codec_context
+        while not self._pending:
+            packet = next(self._packets, None)
+            if packet is None:
+                return None
+            skipping = skip_before is not None and packet.pts is not None and packet.pts < skip_before
+            if skipping != self._skipping:
+                codec.skip_frame = "NONREF" if skipping else "DEFAULT"
+                self._skipping = skipping
+            frames = codec.decode(packet)
+            self.frames_decoded += len(frames)
+            self._pending.extend(frames)
+        return self._pending.popleft()
 
     def _index_of(self, frame: Any) -> int | None:
         pts = frame.pts
@@ -188,7 +245,8 @@ class PyAVDecoder(Decoder):
         if self._container is not None:
             self._container.close()
             self._container = None
-            self._frames = None
+            self._packets = None
+            self._pending.clear()
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -1,0 +1,7 @@
+"""``python -m vidio``."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

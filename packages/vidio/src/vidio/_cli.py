@@ -1,0 +1,133 @@
+"""``python -m vidio``: list the decoder backends, prepare videos for training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from ._decoders import decoder_status
+from ._prepare import PRESETS, PrepareError, PrepareSettings, prepare_folder
+
+
+def short_side(text: str) -> int | None:
+    """``--short-side``: a number of pixels, or ``keep`` (None: the size is kept)."""
+    return None if text == "keep" else int(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vidio", description="Video clips for training.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    backends = sub.add_parser("backends", help="the decoder backends, whether they run here, their versions")
+    backends.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    prepare = sub.add_parser(
+        "prepare",
+        help="re-encode a folder of videos into copies that are cheap to read (every frame kept)",
+        description="Re-encode every video under SRC as H.264 MP4 under DST (same relative path, "
+        ".mp4 suffix): every frame and timestamp kept, smaller, with frequent keyframes. Resumable; "
+        "DST/vidio-prepare.json lists every copy with its sizes before and after.",
+    )
+    prepare.add_argument("src", help="folder of videos (searched recursively)")
+    prepare.add_argument("dst", help="folder for the copies (created; must not lie inside SRC)")
+    prepare.add_argument(
+        "--short-side",
+        type=short_side,
+        default=256,
+        help="pixels of the shorter side, or 'keep' (default 256; never enlarged)",
+    )
+    prepare.add_argument(
+        "--keyframe-interval",
+        type=int,
+        default=16,
+        help="at most this many frames between keyframes (default 16)",
+    )
+    prepare.add_argument(
+        "--crf", type=int, default=20, help="x264 quality, 0-51, lower is better (default 20)"
+    )
+    prepare.add_argument("--preset", choices=PRESETS, default="veryfast", help="x264 speed preset")
+    prepare.add_argument(
+        "--workers", type=int, default=None, help="videos encoded at once (default: CPU cores)"
+    )
+    prepare.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _backends(as_json: bool) -> int:
+    statuses = decoder_status()
+    if as_json:
+        print(json.dumps([asdict(s) for s in statuses], indent=1))
+        return 0
+    width = max(len(s.name) for s in statuses)
+    for s in statuses:
+        mark = "*" if s.default else " "
+        state = "available  " if s.available else "unavailable"
+        devices = ",".join(s.devices) if s.devices else "-"
+        print(f"{mark} {s.name:<{width}}  {state}  {devices:<8}  {s.library}  [{s.distribution}]")
+    print("* the default (vidio.open(path) without backend=)")
+    return 0
+
+
+class _Bar:
+    """A progress bar on stderr with the time left: one line redrawn on a terminal, else a line per video."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.redraw = sys.stderr.isatty()
+        self.started = time.perf_counter()
+        self.first: int | None = None
+
+    def __call__(self, done: int, total: int, name: str) -> None:
+        if not self.enabled:
+            return
+        if self.first is None:
+            self.first = done
+        elapsed = time.perf_counter() - self.started
+        fresh = done - self.first
+        left = (total - done) * elapsed / fresh if fresh else None
+        filled = int(30 * done / total) if total else 30
+        eta = "--:--" if left is None else time.strftime("%H:%M:%S", time.gmtime(left))
+        line = f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} videos, {eta} left  {name[-40:]}"
+        if self.redraw:
+            print(f"\r{line:<110}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+        elif name:
+            print(line, file=sys.stderr, flush=True)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    try:
+        settings = PrepareSettings(
+            short_side=args.short_side,
+            keyframe_interval=args.keyframe_interval,
+            crf=args.crf,
+            preset=args.preset,
+        )
+        if args.workers is not None and args.workers < 1:
+            raise ValueError(f"--workers must be at least 1, not {args.workers}")
+        result = prepare_folder(
+            args.src, args.dst, settings, workers=args.workers, progress=_Bar(not args.no_progress)
+        )
+    except (PrepareError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    totals = result.manifest["totals"]
+    print(
+        f"{len(result.written)} prepared, {len(result.skipped)} already done, {len(result.failed)} failed; "
+        f"{totals['videos']} copies take {totals['source_bytes'] / 2**20:.1f} MiB -> "
+        f"{totals['output_bytes'] / 2**20:.1f} MiB; manifest: {args.dst}/vidio-prepare.json"
+    )
+    for name, reason in result.failed.items():
+        print(f"failed: {name}: {reason}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "backends":
+        return _backends(args.json)
+    return _prepare(args)
