@@ -23,3 +23,7 @@ class CheckpointError(TrainingError):
 
 class RunFolderError(TrainingError):
     """The run folder cannot be used: not writable, full, not a folder, or in use by another run."""
+
+
+class MetaBuildError(SplitError):
+    """A model cannot be built on the meta device, so not one stage at a time (build it whole)."""
