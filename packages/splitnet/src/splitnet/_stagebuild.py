@@ -22,6 +22,7 @@ from torch import nn
 
 from ._build import create_model, plan_options
 from ._config import TrainConfig
+from ._distributed import Topology
 from ._errors import MetaBuildError, SplitError
 from ._localnet import LocalNet
 from ._metabuild import build_ghost, build_on_meta, build_part, fill, named_tensors, on_meta
@@ -59,10 +60,10 @@ def build_stage(
     task: str,
     mean,
     std,
-    stage: int,
+    topology: Topology,
     cuts: list[int] | None = None,
 ):
-    """The plan and a LocalNet holding only stage ``stage`` (and its objective), and the provenance.
+    """The plan and a LocalNet holding only this process's stage (and its objective), and the provenance.
 
     ``cuts`` (cut indices) overrides the planning, as in :func:`splitnet._build.build`. The
     stage's values equal those of a full build from the same random state.
@@ -70,7 +71,9 @@ def build_stage(
     Raises:
         MetaBuildError: the model cannot be built on the meta device (the message says why
             and names the fallback, ``full_build=True``).
+        ValueError: the plan has another number of stages than the launch has processes per replica.
     """
+    stage = topology.stage
     meta_example = torch.empty_like(example, device="meta")
     made = {}
 
@@ -94,6 +97,10 @@ def build_stage(
                 example_input=meta_example,
             )
         )
+        if p.k != topology.stages:
+            raise ValueError(
+                f"--stage-parallel needs one process per stage: the plan has K={p.k}, the launch {topology.stages}"
+            )
         start, end = p.stages[stage]
         module = p.chain.module(start, end)
         known = {name for name, _ in named_tensors(model)}
