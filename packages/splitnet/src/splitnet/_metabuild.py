@@ -38,6 +38,7 @@ must be built on the CPU, as splitnet builds them (they move to their device aft
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import random
 from collections.abc import Callable, Iterator
@@ -372,6 +373,21 @@ def on_meta(make: Callable[[], object]):
     """``make()`` with every parameter and buffer on the meta device, random draws not replayed."""
     with _building(lambda index: False, replay=False):
         return make()
+
+
+def release_freed_memory() -> None:
+    """Give the pages of freed C heap memory back to the system (glibc only; elsewhere nothing).
+
+    A build frees a tensor for every one it does not keep (the throwaway tensors of replayed
+    draws, the tensors a module makes before registering them). Below glibc's adaptive mmap
+    threshold those land in the heap between kept tensors, where they stay resident: a ViT-B
+    stage held about 300 MiB more after its build than its own tensors until trimmed.
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def fill(model: nn.Module, values: dict[str, torch.Tensor]) -> None:

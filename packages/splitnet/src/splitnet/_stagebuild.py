@@ -25,7 +25,15 @@ from ._config import TrainConfig
 from ._distributed import Topology
 from ._errors import MetaBuildError, SplitError
 from ._localnet import LocalNet
-from ._metabuild import build_ghost, build_on_meta, build_part, fill, named_tensors, on_meta
+from ._metabuild import (
+    build_ghost,
+    build_on_meta,
+    build_part,
+    fill,
+    named_tensors,
+    on_meta,
+    release_freed_memory,
+)
 from ._objectives import create_objective
 from ._plan import default_task_loss, plan
 from ._registries import OBJECTIVES
@@ -113,6 +121,7 @@ def build_stage(
         )
         module.train(model.training)
         objective = _objective(config, p, stage)
+        release_freed_memory()
     except MetaBuildError as exc:
         raise MetaBuildError(
             f"{config.model} cannot be built one stage at a time: {exc}. {FALLBACK}"
