@@ -12,8 +12,12 @@ import textwrap
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
+import splitnet
 from splitnet import TrainConfig, train
+from splitnet._errors import CheckpointError
+from splitnet._export import export_run
 
 COMMON = [
     "--model",
@@ -32,7 +36,7 @@ COMMON = [
 ]
 
 
-def torchrun(nproc, *args, env_extra=None, timeout=240):
+def torchrun(nproc, *args, env_extra=None, timeout=900):
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
     cmd = [
         sys.executable,
@@ -103,6 +107,28 @@ def test_stage_parallel_pipeline_equals_synchronous_local_training(tmp_path, k):
             str(shard["stage"] - 1)
         }
     assert not (tmp_path / "pipe" / "checkpoint.pt").exists()
+    # the sharded run loads, and exports stage by stage, as the one-process run does
+    assert_same_weights(splitnet.load_run(tmp_path / "pipe").net.state_dict(), weights(tmp_path / "sync"))
+    exported = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "splitnet",
+            "export",
+            str(tmp_path / "pipe"),
+            "--out",
+            str(tmp_path / "pipe.st"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert f"from {k} checkpoint file(s)" in exported.stdout
+    export_run(tmp_path / "sync", tmp_path / "sync.st")
+    mine, reference = load_file(tmp_path / "pipe.st"), load_file(tmp_path / "sync.st")
+    assert_same_weights(mine, reference)
+    splitnet.create_backbone("cifar_resnet20", num_classes=10).load_state_dict(mine)
 
 
 def test_stage_parallel_resume_continues_exactly_and_names_a_missing_or_corrupt_shard(tmp_path):
@@ -120,6 +146,15 @@ def test_stage_parallel_resume_continues_exactly_and_names_a_missing_or_corrupt_
     refused = torchrun(2, "--k", "2", "--epochs", "2", "--stage-parallel", "--resume", "--out", out)
     assert refused.returncode != 0
     assert f"the shard of stage 2, {stage2}, is corrupt: its sha256 differs" in refused.stderr
+    with pytest.raises(
+        CheckpointError, match=f"cannot export .*the shard of stage 2, {re.escape(str(stage2))}, is corrupt"
+    ):
+        export_run(out, tmp_path / "weights.st")
+    # another K cannot resume exactly: a stage's auxiliary net and optimizer state belong to its cuts
+    refused = torchrun(3, "--k", "3", "--epochs", "2", "--stage-parallel", "--resume", "--out", out)
+    assert refused.returncode != 0
+    assert "holds a run of 2 stages; this launch asks for 3" in refused.stderr
+    assert "a run resumes only with the same cuts" in refused.stderr
     stage2.write_bytes(saved)
     proc = torchrun(2, "--k", "2", "--epochs", "2", "--stage-parallel", "--resume", "--out", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -219,7 +254,7 @@ def test_a_failing_rank_stops_the_others_with_its_name(tmp_path):
         "--out",
         str(tmp_path / "run"),
         env_extra=env,
-        timeout=180,
+        timeout=600,
     )
     assert proc.returncode != 0
     assert "boom in the second objective" in proc.stderr
@@ -270,7 +305,7 @@ def test_a_killed_rank_is_named_by_the_others(tmp_path):
         "--out",
         str(tmp_path / "run"),
         env_extra=env,
-        timeout=180,
+        timeout=600,
     )
     assert proc.returncode != 0
     assert re.search(

@@ -219,7 +219,7 @@ def check_resumable(out: Path, config) -> ShardIndex | None:
 
     Raises:
         CheckpointError: a stage-parallel run resumed without ``--stage-parallel`` or the
-            other way round, or stage files of an older splitnet without an index.
+            other way round, or with another K, or stage files of an older splitnet without an index.
     """
     out = Path(out)
     index = read_index(out)
@@ -233,6 +233,13 @@ def check_resumable(out: Path, config) -> ShardIndex | None:
             raise CheckpointError(
                 f"{out} holds stage files of an older splitnet (checkpoint-stage*.pt) and no {INDEX_NAME}: "
                 "resume it with the splitnet version that wrote it, or start over in a new --out"
+            )
+        if index is not None and index.stages != config.k:
+            raise CheckpointError(
+                f"{index_path(out)} holds a run of {index.stages} stages; this launch asks for {config.k} "
+                "(--k). A stage's auxiliary net and optimizer state belong to its cuts, so a run resumes only "
+                f"with the same cuts: pass --k {index.stages} (on any number of replicas per stage), or start "
+                "a new --out to train with other cuts."
             )
     elif index is not None:
         raise CheckpointError(
@@ -285,6 +292,9 @@ def resume_stage(session, index: ShardIndex) -> tuple[int, int]:
         )
     session.optimizer.load_state_dict(state.optimizer)
     schedule = dict(state.scheduler)
+    updates = state.epoch * max(1, session.steps_per_epoch // config.accumulate)
+    # the schedule counts optimizer updates; under another D an epoch may have another number
+    reposition = index.replicas != topo.replicas and schedule.get("last_epoch") != updates
     if index.replicas != topo.replicas and topo.main:
         logger.warning(
             "resuming a run of %d replicas per stage on %d: the global batch becomes %d, and the schedule "
@@ -294,10 +304,10 @@ def resume_stage(session, index: ShardIndex) -> tuple[int, int]:
             config.batch_size * topo.replicas,
             state.epoch + 1,
         )
-        # the schedule counts optimizer updates, of which an epoch now has another number
-        schedule["last_epoch"] = state.epoch * max(1, session.steps_per_epoch // config.accumulate) - 1
+    if reposition:
+        schedule["last_epoch"] = updates - 1
     session.scheduler.load_state_dict(schedule)
-    if index.replicas != topo.replicas:
+    if reposition:
         session.scheduler.step()
     if session.scaler is not None and state.scaler:
         session.scaler.load_state_dict(state.scaler)
