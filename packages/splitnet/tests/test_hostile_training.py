@@ -425,7 +425,7 @@ def test_a_stage_file_is_not_loaded_as_a_whole_model(tmp_path, straight):
     stage_file = straight / "checkpoint-stage1.pt"
     torch.save({**state, "stage": 0, "stages": 2}, stage_file)
     try:
-        with pytest.raises(CheckpointError, match="holds only stage 1 of 2: load checkpoint.pt"):
+        with pytest.raises(CheckpointError, match="holds only stage 1 of 2: load the run itself"):
             splitnet.load_run(straight, checkpoint="checkpoint-stage1.pt")
     finally:
         stage_file.unlink()

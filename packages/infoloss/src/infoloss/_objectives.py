@@ -123,8 +123,8 @@ class _CutObjective(nn.Module):
             raise ValueError(f"{self.owner}: targets must be integer class indices, got {targets.dtype}")
         if images is not None and images.shape[0] != batch:
             raise ValueError(f"{self.owner}: {images.shape[0]} inputs for a batch of {batch} features")
-        if not self.check_inputs or batch == 0:
-            return
+        if not self.check_inputs or batch == 0 or features.is_meta:
+            return  # (meta tensors, as in a plan made on the meta device, have no values to check)
         labels = targets.masked_fill(targets == IGNORE_INDEX, 0) if dense else targets
         stats = [labels.min(), labels.max()]
         if image_range:

@@ -32,24 +32,62 @@ class HeadedModel(nn.Module):
         return self.head(self.backbone(x))
 
 
-def attach_head(
-    backbone: nn.Module, name: str, example: torch.Tensor, num_classes: int, task: str, **options
-) -> HeadedModel:
-    """Put head ``name`` on ``backbone``, sized from the backbone's output on ``example``."""
+def head_context(backbone: nn.Module, example: torch.Tensor, num_classes: int, task: str) -> HeadContext:
+    """What a head on ``backbone`` is told: the backbone's output shape on ``example``, and more."""
     was_training = backbone.training
     with torch.no_grad():
         features = backbone.eval()(example)
     backbone.train(was_training)
     feature_shape, input_shape = tuple(features.shape[1:]), tuple(example.shape[1:])
-    context = HeadContext(
+    return HeadContext(
         feature_shape=feature_shape,
         layout=infer_layout(feature_shape, input_shape),
         num_classes=num_classes,
         input_shape=input_shape,
         task=task,
     )
-    head = create_head(name, context, **options)
+
+
+def attach_head(
+    backbone: nn.Module, name: str, example: torch.Tensor, num_classes: int, task: str, **options
+) -> HeadedModel:
+    """Put head ``name`` on ``backbone``, sized from the backbone's output on ``example``."""
+    head = create_head(name, head_context(backbone, example, num_classes, task), **options)
     return HeadedModel(backbone, head.to(example.device))
+
+
+def create_model(
+    config: TrainConfig,
+    example: torch.Tensor,
+    num_classes: int,
+    task: str,
+    context: HeadContext | None = None,
+) -> tuple[nn.Module, dict, HeadContext | None]:
+    """The backbone (and head) a config describes, on ``example``'s device, with who supplied them.
+
+    The head is sized from ``context`` when given (a rebuild that cannot run the backbone),
+    else from the backbone's output on ``example``.
+
+    Returns:
+        The model, the provenance of its parts, and the head's context (``None``: no head).
+    """
+    options = dict(config.model_options)
+    if config.head is None:
+        options.setdefault("num_classes", num_classes)
+    model = _moved(create_backbone(config.model, **options), example.device)
+    provenance = {"backbone": backbone_provenance(config.model)}
+    if config.head is not None:
+        context = context or head_context(model, example, num_classes, task)
+        head = create_head(config.head, context, **config.head_options)
+        model = HeadedModel(model, _moved(head, example.device))
+        provenance["head"] = HEADS.entry(config.head).as_dict()
+    return model, provenance, context
+
+
+def _moved(module: nn.Module, device: torch.device) -> nn.Module:
+    # models are built on the CPU: a move there changes nothing, except that it would fail on
+    # the meta tensors of a model built one stage at a time
+    return module if device.type == "cpu" else module.to(device)
 
 
 def build(
@@ -66,33 +104,32 @@ def build(
     ``cuts`` (cut indices) overrides the planning, so that every process of a distributed
     run trains the same stages (rank 0 plans, the others follow).
     """
-    options = dict(config.model_options)
-    if config.head is None:
-        options.setdefault("num_classes", num_classes)
-    model = create_backbone(config.model, **options)
-    provenance = {"backbone": backbone_provenance(config.model)}
-    model = model.to(example.device)
-    if config.head is not None:
-        model = attach_head(model, config.head, example, num_classes, task, **config.head_options)
-        provenance["head"] = HEADS.entry(config.head).as_dict()
+    model, provenance, _ = create_model(config, example, num_classes, task)
     explicit = cuts if cuts is not None else config.cuts
     p = plan(
         model,
         None if explicit is not None else config.k,
-        balance=config.balance,
+        **plan_options(config, num_classes, task, mean, std),
         cuts=explicit,
         example_input=example,
-        objective=config.objective,
-        objective_options=config.objective_options,
-        num_classes=num_classes,
-        task=task,
-        input_mean=mean,
-        input_std=std,
-        batch_size=config.batch_size,
-        measure_memory=True,
     )
     if p.k > 1:
         provenance["objective"] = OBJECTIVES.entry(config.objective).as_dict()
     torch.manual_seed(config.seed + 1)  # auxiliary nets start the same however the cuts were found
     net = split(model, p).to(example.device)
     return model, p, net, provenance
+
+
+def plan_options(config: TrainConfig, num_classes: int, task: str, mean, std) -> dict:
+    """The keywords of :func:`splitnet.plan` that a run's settings fix."""
+    return {
+        "balance": config.balance,
+        "objective": config.objective,
+        "objective_options": config.objective_options,
+        "num_classes": num_classes,
+        "task": task,
+        "input_mean": mean,
+        "input_std": std,
+        "batch_size": config.batch_size,
+        "measure_memory": True,
+    }

@@ -1,4 +1,4 @@
-"""Command line: ``python -m splitnet {list,plan,memory,train,demo} ...``."""
+"""Command line: ``python -m splitnet {list,plan,memory,train,export,demo,summarize} ...``."""
 
 from __future__ import annotations
 
@@ -254,6 +254,17 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from ._export import export_run
+
+    result = export_run(args.run, args.out)
+    print(
+        f"{result['file']}: {result['tensors']} tensors, {result['bytes'] / 2**20:.1f} MiB, "
+        f"from {result['stages']} checkpoint file(s)"
+    )
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from ._demo import run_demo
 
@@ -336,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="under torchrun: one process per stage, pipelined (K x replicas processes)",
     )
     p.add_argument(
+        "--full-build",
+        action="store_true",
+        help="stage-parallel: every process builds the whole model and keeps its stage (for models "
+        "that cannot be built on the meta device, and for --balance time)",
+    )
+    p.add_argument(
         "--max-in-flight",
         type=int,
         default=2,
@@ -345,6 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--dist-timeout", type=float, default=600.0, help="seconds before a stuck collective fails"
     )
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "export", help="a run's trained model as one safetensors file, streamed stage by stage"
+    )
+    p.add_argument("run", help="run folder (--out of train), sharded or not")
+    p.add_argument("--out", required=True, help="the .safetensors file to write")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("demo", help="the main job: end-to-end vs greedy vs InfoPro on digits, with a report")
     p.add_argument("--out", default="runs/demo")

@@ -22,6 +22,11 @@ class TrainConfig:
     ``head``, ``cuts`` (planned), ``amp``, ``threads`` (torch's default),
     ``checkpoint_every`` (epoch ends only), ``max_steps_per_epoch`` (no cap).
 
+    With ``stage_parallel`` every process builds only its own stage (the model is traced
+    and planned on the meta device); ``full_build=True`` builds the whole model in every
+    process instead, for models that cannot be built on the meta device and for
+    ``balance="time"``.
+
     Raises:
         ValueError: a value outside its range (``batch_size=0``, ``k=0``, a NaN learning
             rate, ...), naming the setting, its flag and what is accepted.
@@ -75,6 +80,7 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     progress: bool = True
     stage_parallel: bool = False
+    full_build: bool = False
     max_in_flight: int = 2
     dist_timeout: float = 600.0
 
@@ -102,6 +108,17 @@ class TrainConfig:
         _number(self, "dist_timeout", above=0.0)
         if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
             raise ValueError("Nesterov momentum needs momentum > 0: pass --no-nesterov with --momentum 0")
+        if self.full_build and not self.stage_parallel:
+            raise ValueError(
+                "--full-build only changes how --stage-parallel builds the model (every process builds "
+                "it whole instead of only its stage); a run without --stage-parallel always builds it whole"
+            )
+        if self.stage_parallel and not self.full_build and self.balance == "time" and self.cuts is None:
+            raise ValueError(
+                "--balance time times the real model, which --stage-parallel does not build whole: pass "
+                "--full-build (every process then holds the whole model while it is built), or plan with "
+                "--balance memory or even, or give --cuts"
+            )
         if self.stage_parallel and self.checkpoint_every is not None:
             raise ValueError(
                 "--checkpoint-every is not supported with --stage-parallel: stages checkpoint "

@@ -4,6 +4,7 @@ from localkit_runs import CheckpointError, RunError, RunFolderError
 
 __all__ = [
     "CheckpointError",
+    "MetaBuildError",
     "NonFiniteLossError",
     "RunFolderError",
     "SplitError",
@@ -28,3 +29,7 @@ class NonFiniteLossError(FloatingPointError):
 # folder. The run folder is localkit-runs' (shared with scoredist), so its error classes are
 # too: ``except splitnet.TrainingError`` catches every run problem whichever package raised it.
 TrainingError = RunError
+
+
+class MetaBuildError(SplitError):
+    """A model cannot be built on the meta device, so not one stage at a time (build it whole)."""

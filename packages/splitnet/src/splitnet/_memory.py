@@ -34,12 +34,13 @@ class _SavedRecorder:
         self.current: object = None
 
     def pack(self, tensor: torch.Tensor) -> torch.Tensor:
-        if self.current is not None and tensor.layout == torch.strided and tensor.device.type != "meta":
-            storage = tensor.untyped_storage()
-            ptr = storage.data_ptr()
+        if self.current is not None and tensor.layout == torch.strided:
+            ptr = storage_key(tensor)
             if ptr and ptr not in self.excluded:
-                self.buckets.setdefault(self.current, {})[ptr] = storage.nbytes()
-        return tensor
+                self.buckets.setdefault(self.current, {})[ptr] = tensor.untyped_storage().nbytes()
+        # not the tensor itself: a saved output would then hold its own grad_fn, a cycle through
+        # C++ that Python never collects, and the whole measured graph (weights included) would leak
+        return tensor.detach()
 
     @staticmethod
     def unpack(tensor: torch.Tensor) -> torch.Tensor:
@@ -78,11 +79,18 @@ def training_without_side_effects(*modules: nn.Module):
         torch.set_rng_state(rng)
 
 
+def storage_key(tensor: torch.Tensor) -> int:
+    """What identifies a tensor's storage: its data pointer, or for a meta tensor (which has
+    none) the storage itself, so that a plan made on the meta device costs the same bytes."""
+    storage = tensor.untyped_storage()
+    return storage._cdata if tensor.is_meta else storage.data_ptr()
+
+
 def _storage_ptrs(*modules: nn.Module) -> set[int]:
     ptrs = set()
     for root in modules:
         for t in (*root.parameters(), *root.buffers()):
-            ptrs.add(t.untyped_storage().data_ptr())
+            ptrs.add(storage_key(t))
     return ptrs
 
 
@@ -163,8 +171,7 @@ def measure_profile(
             with recorder.bucket(("piece", i)):
                 h = piece(h)
             if i < len(pieces) - 1:
-                storage = h.untyped_storage()
-                outputs.append((storage.data_ptr(), storage.nbytes()))
+                outputs.append((storage_key(h), h.untyped_storage().nbytes()))
                 if i in objectives:
                     with recorder.bucket(("aux", i)):
                         objectives[i](h, inputs, targets)

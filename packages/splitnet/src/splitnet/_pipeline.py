@@ -8,8 +8,9 @@ the pipeline computes exactly what synchronous local training computes: stage k 
 batch t with its weights after t-1 updates, fed by stage k-1's weights after t-1 updates.
 
 A stage may run at most ``max_in_flight`` batches ahead of the next one (its pending sends
-are bounded). Stages checkpoint together at every epoch end, when the pipeline is drained;
-rank 0 then merges the stage files into a ``checkpoint.pt`` that ``load_run`` reads.
+are bounded). Stages checkpoint together at every epoch end, when the pipeline is drained:
+each stage writes its own shard and rank 0 commits the index (``_shards.py``); no process
+ever holds more than its stage.
 """
 
 from __future__ import annotations
@@ -21,11 +22,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 
-from ._checkpoint import Checkpoint, config_state, load
 from ._config import autocast_dtype
-from ._errors import CheckpointError, NonFiniteLossError, TrainingError
+from ._errors import NonFiniteLossError, TrainingError
 from ._evaluation import EvalTally
-from ._rng import python_state, restore
 from ._session import (
     Session,
     append_metrics,
@@ -34,9 +33,9 @@ from ._session import (
     optimizer_step,
     peak_memory,
     progress_bar,
-    restore_optimization,
     write_run_files,
 )
+from ._shards import resume_stage, save_shards
 
 
 class _Link:
@@ -71,10 +70,6 @@ class _Link:
                 work.wait()
 
 
-def _stage_keys(state: dict, k: int) -> dict:
-    return {key: v for key, v in state.items() if key.startswith((f"stages.{k}.", f"objectives.{k}."))}
-
-
 def train_stage_parallel(session: Session) -> dict:
     """Run this process's stage of a pipelined, gradient-isolated training (see module doc)."""
     config, topo, net, device = session.config, session.topology, session.net, session.device
@@ -83,11 +78,10 @@ def train_stage_parallel(session: Session) -> dict:
     downstream = _Link(None if last else topo.rank_of(topo.replica, k + 1), config.max_in_flight)
     input_shape, target_shape = session.input_shape, session.target_shape
     carried = tuple(session.plan.cuts[k - 1].shape[1:]) if k else input_shape
-    stage_file = session.out / f"checkpoint-stage{k + 1}.pt"
 
     start_epoch, global_step = 0, 0
-    if config.resume:
-        start_epoch, global_step = _resume_stage(session, stage_file)
+    if session.resume_from is not None:
+        start_epoch, global_step = resume_stage(session, session.resume_from)
     if topo.main:
         write_run_files(session)
     dtype = autocast_dtype(config)
@@ -166,10 +160,8 @@ def train_stage_parallel(session: Session) -> dict:
             "epoch_seconds": wall,
             **peak_memory(device),
         }
-        _save_stage(session, stage_file, epoch + 1, global_step)
-        dist.barrier()
+        save_shards(session, epoch + 1, global_step)
         if topo.main:
-            _merge_checkpoints(session, epoch + 1, global_step)
             append_metrics(session, final)
     dist.barrier()
     return finish(session, final)
@@ -206,70 +198,3 @@ def _evaluate_pipeline(session: Session, upstream: _Link, downstream: _Link, car
     stage.train()
     tally.all_reduce()
     return tally.metrics()
-
-
-def _save_stage(session: Session, path, epoch: int, global_step: int) -> None:
-    topo = session.topology
-    if topo.replica != 0:
-        return
-    Checkpoint(
-        config=config_state(session.config),
-        epoch=epoch,
-        global_step=global_step,
-        model=_stage_keys(session.net.state_dict(), topo.stage),
-        world_size=topo.world,
-        stages=topo.stages,
-        stage=topo.stage,
-        optimizer=session.optimizer.state_dict(),
-        scheduler=session.scheduler.state_dict(),
-        scaler=session.scaler.state_dict() if session.scaler is not None else None,
-        rng_torch=[torch.get_rng_state()],
-        rng_python=python_state(),
-    ).save(path)
-
-
-def _merge_checkpoints(session: Session, epoch: int, global_step: int) -> None:
-    model = {}
-    for k in range(session.topology.stages):
-        model.update(load(session.out / f"checkpoint-stage{k + 1}.pt", session.config).model)
-    Checkpoint(
-        config=config_state(session.config),
-        epoch=epoch,
-        global_step=global_step,
-        model=model,
-        world_size=session.topology.world,
-        stages=session.topology.stages,
-    ).save(session.checkpoint)
-
-
-def _resume_stage(session: Session, path) -> tuple[int, int]:
-    """Load this stage's checkpoint; all stages must agree on where they stopped."""
-    topo = session.topology
-    found = path.exists()
-    epoch, step = -1, -1
-    if found:
-        state = load(path, session.config)
-        if state.stages != topo.stages or state.stage != topo.stage:
-            held = "the whole model" if state.stage is None else f"stage {state.stage + 1}"
-            raise CheckpointError(
-                f"{path} holds {held} of a {state.stages}-stage run, not stage {topo.stage + 1} of {topo.stages}"
-            )
-        session.net.load_state_dict(state.model, strict=False)
-        restore_optimization(session, state)
-        restore(state.rng_torch[0], state.rng_python)
-        epoch, step = state.epoch, state.global_step
-    where = [None] * topo.world
-    dist.all_gather_object(where, (topo.stage, epoch, step))
-    positions = {s: (e, g) for s, e, g in where}
-    if len(set(positions.values())) > 1:
-        listing = ", ".join(
-            f"stage {s + 1}: " + (f"epoch {e}" if e >= 0 else "no checkpoint")
-            for s, (e, _) in sorted(positions.items())
-        )
-        raise CheckpointError(
-            f"the stage checkpoints in {session.out} stopped at different points ({listing}); "
-            "they must resume together: restore the missing or older files, or start a new --out"
-        )
-    if epoch < 0:
-        return 0, 0
-    return epoch, step

@@ -30,6 +30,8 @@ from ._distributed import Topology, device_for
 from ._errors import TrainingError
 from ._localnet import LocalNet
 from ._registries import DATASETS
+from ._shards import INDEX_NAME, ShardIndex, check_resumable
+from ._stagebuild import build_stage
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Session:
     steps_per_epoch: int
     input_shape: tuple[int, ...]
     target_shape: tuple[int, ...]
+    resume_from: ShardIndex | None = None
 
     @property
     def checkpoint(self) -> Path:
@@ -62,14 +65,17 @@ class Session:
 def prepare(config: TrainConfig, topology: Topology) -> Session:
     """Datasets, model, plan, LocalNet, optimizer and schedule for this process.
 
-    Under stage parallelism the optimizer holds only this process's stage (and its
-    objective); every process plans identically because rank 0's cuts are broadcast.
+    Under stage parallelism each process builds only its stage (unless ``full_build``) and
+    the optimizer holds only that stage (and its objective); every process plans identically
+    because rank 0's cuts are broadcast, or, resuming, all take the cuts the index recorded.
     """
     out = Path(config.out)
-    if (out / "checkpoint.pt").exists() and not config.resume:
-        raise TrainingError(
-            f"{out} already holds a run (checkpoint.pt): pass --resume to continue it, or choose another --out"
-        )
+    for name in ("checkpoint.pt", INDEX_NAME):
+        if (out / name).exists() and not config.resume:
+            raise TrainingError(
+                f"{out} already holds a run ({name}): pass --resume to continue it, or choose another --out"
+            )
+    resume_from = check_resumable(out, config) if config.resume else None
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     device = device_for(topology, config.device)
@@ -97,16 +103,26 @@ def prepare(config: TrainConfig, topology: Topology) -> Session:
         # the others wait in a blocking call while rank 0 plans: balance="time" measures
         # on a quiet machine, not against their start-up
         dist.barrier()
-    if topology.main:
-        _, p, net, provenance = build(config, example, num_classes, task, train_set.mean, train_set.std)
-    if topology.distributed:
-        shared = [[c.index for c in p.cuts]] if topology.main else [None]
-        dist.broadcast_object_list(shared, src=0)
-        if not topology.main:
-            torch.manual_seed(config.seed)
-            _, p, net, provenance = build(
-                config, example, num_classes, task, train_set.mean, train_set.std, shared[0]
+
+    def make(cuts: list[int] | None):
+        if topology.stages > 1 and not config.full_build:
+            return build_stage(
+                config, example, num_classes, task, train_set.mean, train_set.std, topology, cuts
             )
+        _, p, net, provenance = build(config, example, num_classes, task, train_set.mean, train_set.std, cuts)
+        return p, net, provenance
+
+    if resume_from is not None:
+        p, net, provenance = make(resume_from.cut_indices)
+    else:
+        if topology.main:
+            p, net, provenance = make(None)
+        if topology.distributed:
+            shared = [[c.index for c in p.cuts]] if topology.main else [None]
+            dist.broadcast_object_list(shared, src=0)
+            if not topology.main:
+                torch.manual_seed(config.seed)
+                p, net, provenance = make(shared[0])
     provenance["dataset"] = DATASETS.entry(config.dataset).as_dict()
     if topology.stages > 1 and p.k != topology.stages:
         raise ValueError(
@@ -161,6 +177,7 @@ def prepare(config: TrainConfig, topology: Topology) -> Session:
         steps_per_epoch,
         tuple(example.shape[1:]),
         target_shape,
+        resume_from,
     )
 
 
@@ -188,13 +205,16 @@ def optimizer_step(session: Session) -> None:
 
 
 def write_run_files(session: Session) -> None:
-    """config.json: the settings, the plan, and who supplied each part (rank 0 only)."""
+    """config.json: the settings, the plan, the shapes, and who supplied each part (rank 0 only)."""
     write_json(
         session.out / "config.json",
         {
             "config": asdict(session.config),
             "provenance": session.provenance,
             "plan": session.plan.to_dict(),
+            "input_shape": list(session.input_shape),
+            "num_classes": session.num_classes,
+            "task": session.task,
             "versions": _versions(),
             "world_size": session.topology.world,
         },
