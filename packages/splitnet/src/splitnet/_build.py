@@ -88,6 +88,9 @@ def build(
         task=task,
         input_mean=mean,
         input_std=std,
+        granularity=config.cut_granularity,
+        backbone=config.model,
+        dataset=config.dataset,
         batch_size=config.batch_size,
         measure_memory=True,
     )
