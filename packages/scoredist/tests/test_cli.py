@@ -177,10 +177,66 @@ def test_missing_sigma_without_a_preset_names_the_fix(fake_clips, tmp_path, caps
     assert "no sigma for this dataset: pass --sigma" in capsys.readouterr().err
 
 
-def test_list_shows_groups_without_importing(fake_clips, capsys):
+KINDS = """
+from torch import nn
+
+
+class Clips(nn.Module):
+    default_input_size = (3, 16, 112, 112)
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3, 4))
+
+
+def a_video_backbone_with_a_rather_long_name(**kwargs) -> Clips:
+    return Clips()
+
+
+def images(**kwargs):
+    model = nn.Conv2d(3, 4, 3)
+    model.default_input_size = (3, 32, 32)
+    return model
+"""
+
+
+def test_list_separates_video_backbones_and_sizes_columns_to_content(fake_clips, fake_dist, capsys):
+    fake_dist(
+        "kinds",
+        {
+            "splitnet.backbones": {
+                "a_video_backbone_with_a_rather_long_name": "kinds_mod:a_video_backbone_with_a_rather_long_name",
+                "images": "kinds_mod:images",
+            }
+        },
+        {"kinds_mod": KINDS},
+    )
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "trimmed-mean" in out and "tiny3d" in out and "fakeclips" in out and "fake-clips 1.0" in out
+    sections = {}
+    for line in out.splitlines():
+        if not line.startswith(" "):
+            title = line
+            sections[title] = []
+        else:
+            sections[title].append(line)
+    video = next(rows for title, rows in sections.items() if title.startswith("video backbones"))
+    other = next(rows for title, rows in sections.items() if title.startswith("other backbones"))
+    names = {row.split()[0] for row in video}
+    assert {"tiny3d", "a_video_backbone_with_a_rather_long_name"} <= names
+    assert "images" not in names and "wrongshape" not in names
+    rows = {row.split()[0]: row for row in other}
+    assert "image (3, 32, 32)" in rows["images"]
+    assert "input not declared" in rows["wrongshape"]
+    assert "not usable: backbone 'notamodule'" in rows["notamodule"]
+    # the distribution column starts right after the longest name (of both backbone parts together)
+    for rows in (sections[t] for t in sections if not t.startswith(("video", "other"))):
+        width = max(len(row.split()[0]) for row in rows)
+        assert all(row[4 + width :].startswith(row.split()[1]) for row in rows if "(none" not in row)
+    width = max(len(row.split()[0]) for row in video + other)
+    assert all(row[4 + width :].startswith(row.split()[1]) for row in video + other)
+    rules = next(rows for title, rows in sections.items() if title.startswith("rules"))
+    assert any(row.split()[0] == "trimmed-mean" for row in rules)
+    assert "fakeclips" in out and "fake-clips 1.0" in out
 
 
 def test_a_misspelled_backbone_option_stops_training_naming_the_accepted_ones(fake_clips, tmp_path, capsys):

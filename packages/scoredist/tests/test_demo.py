@@ -1,7 +1,10 @@
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
+import torch
 
 from scoredist import UnknownEntryError, mtl_aqa_dives
 from scoredist._demo import render_dive, run_demo, write_video
@@ -37,9 +40,18 @@ def test_clips_are_real_video_files(tmp_path):
     assert (tmp_path / "again.mp4").read_bytes() == (tmp_path / "clip.mp4").read_bytes()
 
 
+def _metrics(folder):
+    return {m: (folder / "aqa" / m / "metrics.jsonl").read_text() for m in ("usdl", "musdl")}
+
+
 def test_quick_demo_end_to_end_through_a_csv_dataset_entry(csv_dataset, tmp_path, capsys):
     (tmp_path / "splitnet.md").write_text("another package's demo output")
-    report = run_demo(tmp_path, seed=0, quick=True)
+    torch.set_num_threads(2)  # the caller's thread count must not matter: the demo uses one
+    try:
+        report = run_demo(tmp_path, seed=0, quick=True)
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(1)
     assert set(report["results"]) == {"usdl", "musdl"}
     assert report["clips"] == {
         "train": 64,
@@ -49,6 +61,7 @@ def test_quick_demo_end_to_end_through_a_csv_dataset_entry(csv_dataset, tmp_path
         "size": 32,
         "excluded": [],
     }
+    assert report["settings"]["threads"] == 1 and report["machine"]["torch"] == torch.__version__
     printed = capsys.readouterr().out
     assert "0.9066" in printed and "0.9273" in printed and "The data differ" in printed
     assert f"through vidio 'csv' from {csv_dataset}" in printed
@@ -57,6 +70,20 @@ def test_quick_demo_end_to_end_through_a_csv_dataset_entry(csv_dataset, tmp_path
     assert (tmp_path / "aqa.png").stat().st_size > 0
     assert (tmp_path / "splitnet.md").read_text() == "another package's demo output"
     assert len(list((tmp_path / "aqa" / "clips").glob("*.mp4"))) == 96
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for name in ("aqa.json", "aqa.md", "aqa.png", "splitnet.md"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+
+    # A second run, called with another thread count, into another folder: the same numbers
+    # to the last bit, every epoch of both methods.
+    again = tmp_path / "again"
+    rerun = run_demo(again, seed=0, quick=True)
+    for method, result in report["results"].items():
+        timeless = {k: v for k, v in result.items() if k != "seconds"}
+        again_timeless = {k: v for k, v in rerun["results"][method].items() if k != "seconds"}
+        assert json.dumps(again_timeless, sort_keys=True) == json.dumps(timeless, sort_keys=True)  # NaN too
+    assert _metrics(again) == _metrics(tmp_path)
 
 
 def test_demo_without_a_csv_dataset_says_what_to_install(tmp_path):

@@ -17,6 +17,7 @@ MODULES = [
     "._heads",
     "._metrics",
     "._plugins",
+    "._presets",
     "._protocol",
     "._rules",
     "._train",

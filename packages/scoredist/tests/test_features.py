@@ -6,12 +6,15 @@ from scoredist import ClipEncoder, FeatureSet, cut_segments, extract_features
 from scoredist._features import cached_features
 
 
-def test_cut_segments_like_the_paper():
+def test_cut_segments_strided_as_the_reference_or_evenly_spaced():
     video = torch.arange(103, dtype=torch.float32).view(1, 103, 1, 1).expand(3, 103, 2, 2)
-    segments = cut_segments(video, 10, 16)
+    segments = cut_segments(video, 10, 16, stride=10)
     assert segments.shape == (10, 3, 16, 2, 2)
-    starts = segments[:, 0, 0, 0, 0].tolist()
-    assert starts[0] == 0 and starts[-1] == 87  # the last segment ends at the last frame, as the reference
+    assert segments[:, 0, :, 0, 0].tolist() == [
+        [float(s + t) for t in range(16)] for s in (*range(0, 90, 10), 87)
+    ]
+    even = cut_segments(video, 10, 16)[:, 0, 0, 0, 0].tolist()
+    assert even == [0, 10, 19, 29, 39, 48, 58, 68, 77, 87]  # without a stride: evenly spaced, ours
     assert cut_segments(torch.zeros(2, 3, 160, 4, 4), 10, 16).shape == (2, 10, 3, 16, 4, 4)
     jigsaws = cut_segments(torch.arange(160.0).view(1, 160, 1, 1), 10, 16)[:, 0, 0, 0, 0].tolist()
     assert jigsaws == [16.0 * i for i in range(10)]  # non-overlapping, as the reference

@@ -28,8 +28,7 @@ def test_wrong_feature_shape_is_explained():
         USDLHead(16, 0)
 
 
-@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides")
-def test_kl_loss_equals_hand_computation_with_gradients():
+def _logits_and_targets():
     torch.manual_seed(0)
     batch, judges, bins = 3, 2, 5
     logits = torch.randn(batch, judges, bins, dtype=torch.float64, requires_grad=True)
@@ -37,8 +36,34 @@ def test_kl_loss_equals_hand_computation_with_gradients():
         torch.tensor([[1.0, 2.0], [3.0, 5.0], [4.0, 4.0]]), 1.0, dtype=torch.float64
     )
     targets[0, 0] = torch.tensor([1.0, 0, 0, 0, 0], dtype=torch.float64)  # exercises 0 * log 0 = 0
+    return logits, targets
+
+
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides")
+def test_default_kl_loss_is_the_reference_codes_kldivloss_summed_over_judges():
+    # MTL-AQA/main.py lines 52-57 and JIGSAWS/main.py lines 91-97 of nzl-thu/MUSDL (205868a):
+    # criterion = nn.KLDivLoss() (default reduction: the mean over batch and bins), applied to
+    # each judge's distribution, the judges' losses summed; USDL applies it once.
+    logits, targets = _logits_and_targets()
     log_probs = torch.log_softmax(logits, dim=-1)
     loss = kl_loss(log_probs, targets)
+    criterion = torch.nn.KLDivLoss()
+    reference = sum(criterion(log_probs[:, d], targets[:, d]) for d in range(targets.shape[1]))
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-14)
+    usdl = kl_loss(log_probs[:, :1], targets[:, :1])
+    assert usdl.item() == pytest.approx(criterion(log_probs[:, 0], targets[:, 0]).item(), rel=1e-14)
+
+    # d/dlogits of the element-wise mean is (softmax(z) - t) / (batch * bins).
+    loss.backward()
+    batch, _, bins = targets.shape
+    torch.testing.assert_close(logits.grad, (log_probs.detach().exp() - targets) / (batch * bins))
+
+
+def test_batchmean_kl_loss_equals_hand_computation_with_gradients():
+    logits, targets = _logits_and_targets()
+    batch, judges, bins = targets.shape
+    log_probs = torch.log_softmax(logits, dim=-1)
+    loss = kl_loss(log_probs, targets, "batchmean")
 
     p = log_probs.detach().exp()
     expected = 0.0
@@ -53,14 +78,16 @@ def test_kl_loss_equals_hand_computation_with_gradients():
             per_sample.append(total)
         expected += sum(per_sample) / batch
     assert loss.item() == pytest.approx(expected, rel=1e-12)
+    assert loss.item() == pytest.approx(bins * kl_loss(log_probs, targets).item(), rel=1e-12)
 
     # d/dlogits of KL(t || softmax(z)) is (softmax(z) - t), averaged over the batch.
     loss.backward()
     torch.testing.assert_close(logits.grad, (p - targets) / batch)
 
-    # The reference code's nn.KLDivLoss() (element-wise mean) is this loss divided by the number of bins.
-    reference = sum(torch.nn.KLDivLoss()(log_probs[:, d].detach(), targets[:, d]) for d in range(judges))
-    assert reference.item() == pytest.approx(loss.item() / bins, rel=1e-12)
+
+def test_an_unknown_kl_reduction_names_the_choices():
+    with pytest.raises(ValueError, match="unknown KL reduction 'sum'; choose one of mean, batchmean"):
+        kl_loss(torch.zeros(2, 1, 5), torch.zeros(2, 1, 5), "sum")
 
 
 def test_kl_loss_zero_at_target_and_shape_checked():

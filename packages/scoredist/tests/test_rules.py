@@ -28,6 +28,37 @@ def test_diving_reproduces_1384_of_1412_official_mtl_aqa_scores(mtl_aqa):
     assert misses[(2, 1)] == (88.3, 88.2)
 
 
+def test_float32_input_gives_the_decimal_result_and_float64_input_is_unchanged(mtl_aqa):
+    # The README's example: float32 tensors (torch's default) of a dive's marks and its 3.2.
+    judges = torch.tensor([[9.5, 9.0, 9.5, 9.0, 8.5, 9.5, 8.5]])
+    final = get_rule("diving")(judges, torch.tensor([3.2]))
+    assert final.dtype == torch.float64 and float(final) == 88.0 and repr(float(final)) == "88.0"
+
+    annotations, _, _ = mtl_aqa
+    _, judges, difficulty, official = _arrays(annotations)
+    exact = np.sort(judges, axis=1)[:, 2:5].sum(axis=1) * difficulty  # float64 throughout, as before
+    assert np.array_equal(get_rule("diving")(judges, difficulty), exact)
+    as_float32 = get_rule("diving")(torch.from_numpy(judges).float(), torch.from_numpy(difficulty).float())
+    assert np.array_equal(as_float32.numpy(), exact)
+    assert np.array_equal(get_rule("diving")(judges.astype(np.float32), difficulty.astype(np.float32)), exact)
+    assert int((np.abs(exact - official) <= 0.05).sum()) == 1384
+
+
+def test_as_float64_reads_narrow_floats_as_their_decimals():
+    from scoredist._rules import as_float64
+
+    values = torch.tensor([3.2, 87.45, 1e-8, float("inf"), float("nan")])
+    widened = as_float64(values)
+    assert widened.dtype == torch.float64
+    assert widened[:4].tolist() == [3.2, 87.45, 1e-8, float("inf")] and widened[4].isnan()
+    assert as_float64(torch.tensor([3.2], dtype=torch.float16)).tolist() == [3.2]
+    assert as_float64(torch.tensor([3.2], dtype=torch.bfloat16)).tolist() == [3.203125]
+    assert as_float64(np.array([[0.1]], np.float32)).tolist() == [[0.1]]
+    assert as_float64(np.array([0.1])).tolist() == [0.1] and as_float64([1, 2]).tolist() == [1.0, 2.0]
+    precise = torch.tensor([3.2000000476837158], dtype=torch.float64)
+    assert as_float64(precise) is not precise and as_float64(precise).tolist() == precise.tolist()
+
+
 def test_diving_on_the_embedded_copy_matches_the_pickle(mtl_aqa):
     dives = mtl_aqa_dives()
     judges = np.array([d.judge_scores for d in dives])

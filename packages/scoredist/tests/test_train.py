@@ -1,5 +1,7 @@
 import json
 import math
+import os
+import stat
 
 import pytest
 import torch
@@ -295,21 +297,6 @@ def test_backbone_with_the_wrong_feature_shape(fake_clips):
         train(config, *sets, encoder=encoder, progress=False)
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"method": "sdl"}, "unknown method 'sdl'"),
-        ({"method": "musdl"}, "MUSDL needs judge_bins"),
-        ({"decode": "mode"}, "unknown decoding 'mode'"),
-        ({"epochs": 0}, "epochs must be at least 1"),
-        ({"sigma": -1.0}, "sigma must be a positive"),
-    ],
-)
-def test_bad_configuration(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        TrainConfig(**{"method": "usdl", "score_bins": MTL.score_bins, **kwargs})
-
-
 def test_a_bad_annotation_can_be_left_out_by_id(data):
     train_set, val_set, test_set = data
     judges = train_set.judge_scores.clone()
@@ -322,3 +309,16 @@ def test_a_bad_annotation_can_be_left_out_by_id(data):
     result = train(musdl_config(epochs=1, exclude=["d0-7", "d2-0"]), bad, test_set, val_set, progress=False)
     by_split = {r["split"]: r["n"] for r in result.history}
     assert by_split == {"train": 191, "val": 48, "test": 63}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_atomic_writes_get_the_mode_of_any_new_file(tmp_path, umask):
+    before = os.umask(umask)
+    try:
+        io_module.atomic_write_json(tmp_path / "aqa.json", {"rho": 0.9})
+        io_module.atomic_save({"x": torch.zeros(1)}, tmp_path / "last.pt")
+        (tmp_path / "plain.txt").write_text("written with open()")
+    finally:
+        os.umask(before)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(("aqa.json", "last.pt", "plain.txt"), 0o666 & ~umask)

@@ -19,12 +19,12 @@ from localkit_registry import ContractError, OptionError, PluginLoadError, Regis
 
 from ._bins import ScoreBins
 from ._data import Dive, mtl_aqa_dives
-from ._features import ClipEncoder, FeatureSet, cut_segments, extract_features
+from ._features import ClipEncoder, FeatureSet, cut_segments, extract_features, segment_starts
 from ._heads import MUSDLHead, ScoreDistributionHead, USDLHead, kl_loss
 from ._metrics import evaluate, fisher_z_mean, kfold_average, l2, relative_l2, spearman
 from ._plugins import create_backbone, create_dataset
 from ._presets import PRESETS, Preset
-from ._protocol import select_epoch, split_validation, summarize
+from ._protocol import kfold_summary, select_epoch, split_validation, summarize
 from ._rules import apply_rule, check_judge_scores, get_rule, list_rules
 from ._train import ScoreModel, TrainConfig, TrainResult, load_model, predict, soft_labels, train
 
@@ -62,6 +62,7 @@ __all__ = [
     "fisher_z_mean",
     "get_rule",
     "kfold_average",
+    "kfold_summary",
     "kl_loss",
     "l2",
     "list_rules",
@@ -69,6 +70,7 @@ __all__ = [
     "mtl_aqa_dives",
     "predict",
     "relative_l2",
+    "segment_starts",
     "select_epoch",
     "soft_labels",
     "spearman",

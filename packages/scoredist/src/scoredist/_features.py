@@ -17,33 +17,74 @@ from tqdm.auto import tqdm
 from ._io import atomic_save
 
 
-def cut_segments(video: torch.Tensor, num_segments: int, length: int) -> torch.Tensor:
-    """Cut clips into ``num_segments`` windows of ``length`` frames, evenly spaced, the last
-    ending at the last frame (the paper: 103 frames -> 10 segments of 16).
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def segment_starts(frames: int, num_segments: int, length: int, stride: int | None = None) -> list[int]:
+    """First frame of each of ``num_segments`` windows of ``length`` frames in a clip of ``frames``.
+
+    With ``stride``, the reference code's rule: starts ``0, stride, ..., (S - 2) * stride``,
+    and the last window ends at the last frame (MTL-AQA, 103 frames, stride 10: 0, 10, ...,
+    80, 87; JIGSAWS, 160 frames, stride 16: 0, 16, ..., 144). Without it, ours: the starts
+    are evenly spaced from 0 to ``frames - length``, rounded.
+
+    Raises:
+        ValueError: a count is not a positive integer, the clip is shorter than one window,
+            or the strided windows run past the last one.
+
+    Example:
+        >>> segment_starts(103, 10, 16, stride=10)
+        [0, 10, 20, 30, 40, 50, 60, 70, 80, 87]
+        >>> segment_starts(103, 10, 16)
+        [0, 10, 19, 29, 39, 48, 58, 68, 77, 87]
+    """
+    num_segments, length = (
+        _positive("the number of segments", num_segments),
+        _positive("the segment length", length),
+    )
+    if frames < length:
+        raise ValueError(f"a clip of {frames} frames is shorter than one segment of {length} frames")
+    last = frames - length
+    if stride is None:
+        return torch.linspace(0, last, num_segments).round().long().tolist()
+    stride = _positive("the segment stride", stride)
+    starts = [stride * i for i in range(num_segments - 1)]
+    if starts and starts[-1] > last:
+        raise ValueError(
+            f"{num_segments} segments of {length} frames every {stride} frames need at least "
+            f"{starts[-1] + length} frames, the clip has {frames}; use a smaller stride or fewer segments"
+        )
+    return [*starts, last]
+
+
+def cut_segments(
+    video: torch.Tensor, num_segments: int, length: int, stride: int | None = None
+) -> torch.Tensor:
+    """Cut clips into ``num_segments`` windows of ``length`` frames (see :func:`segment_starts`).
 
     Args:
         video: ``(C, T, H, W)`` or a batch ``(B, C, T, H, W)``.
         num_segments: ``S``.
         length: ``L``, at most ``T``.
+        stride: frames between consecutive starts, the last window ending at the last frame
+            (the reference code); ``None`` spaces the windows evenly.
 
     Returns:
         ``(S, C, L, H, W)`` or ``(B, S, C, L, H, W)``.
 
     Raises:
-        ValueError: the clip is shorter than ``length`` or the arguments are not positive.
+        ValueError: the clip is too short or the arguments are not positive.
 
     Example:
-        >>> cut_segments(torch.zeros(3, 103, 8, 8), 10, 16).shape
+        >>> cut_segments(torch.zeros(3, 103, 8, 8), 10, 16, stride=10).shape
         torch.Size([10, 3, 16, 8, 8])
     """
-    if num_segments < 1 or length < 1:
-        raise ValueError(f"segments need positive counts, got {num_segments} segments of {length} frames")
     if video.ndim not in (4, 5):
         raise ValueError(f"cut_segments needs (C, T, H, W) or (B, C, T, H, W), got {tuple(video.shape)}")
-    frames = video.shape[-3]
-    if frames < length:
-        raise ValueError(f"a clip of {frames} frames is shorter than one segment of {length} frames")
-    starts = torch.linspace(0, frames - length, num_segments).round().long().tolist()
+    starts = segment_starts(video.shape[-3], num_segments, length, stride)
     return torch.stack([video[..., s : s + length, :, :] for s in starts], dim=-5)
 
 
@@ -56,23 +97,49 @@ class ClipEncoder(nn.Module):
         segments: ``(S, L)`` to cut ``(C, T, H, W)`` clips into ``S`` segments of ``L``
             frames; ``None`` feeds whole clips (or clips the dataset already cut,
             ``(S, C, L, H, W)``).
+        stride: frames between segment starts (see :func:`segment_starts`); ``None``
+            spaces them evenly.
 
     Shape:
         ``(B, C, T, H, W)`` or ``(B, S, C, L, H, W)`` -> ``(B, F)``.
 
     Raises:
-        ValueError: the backbone returns anything but ``(N, F)`` for ``N`` segments.
+        ValueError: a segment count, length or stride is not a positive integer (at
+            construction), or the backbone returns anything but ``(N, F)`` for ``N`` segments.
+
+    Example:
+        >>> encoder = ClipEncoder(nn.Sequential(nn.Flatten(1), nn.LazyLinear(4)), "flat", (10, 16), stride=10)
+        >>> encoder(torch.zeros(2, 3, 103, 4, 4)).shape
+        torch.Size([2, 4])
     """
 
-    def __init__(self, backbone: nn.Module, name: str = "backbone", segments: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        name: str = "backbone",
+        segments: tuple[int, int] | None = None,
+        stride: int | None = None,
+    ):
         super().__init__()
+        if segments is not None:
+            if len(segments) != 2:
+                raise ValueError(f"segments are (S, L): a count and a length, got {segments!r}")
+            segments = (
+                _positive("the number of segments", segments[0]),
+                _positive("the segment length", segments[1]),
+            )
+        if stride is not None:
+            if segments is None:
+                raise ValueError("a segment stride needs segments (S, L) to cut")
+            stride = _positive("the segment stride", stride)
         self.backbone = backbone
         self.name = name
         self.segments = segments
+        self.stride = stride
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         if video.ndim == 5 and self.segments is not None:
-            video = cut_segments(video, *self.segments)
+            video = cut_segments(video, *self.segments, stride=self.stride)
         if video.ndim == 5:
             video = video.unsqueeze(1)
         if video.ndim != 6:

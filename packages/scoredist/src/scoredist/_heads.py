@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 PAPER_HIDDEN = (256, 128)
+KL_REDUCTIONS = ("mean", "batchmean")
 
 
 def _mlp(in_features: int, hidden: Sequence[int], num_bins: int) -> nn.Sequential:
@@ -102,26 +103,39 @@ class MUSDLHead(ScoreDistributionHead):
         super().__init__(in_features, num_bins, num_judges, hidden)
 
 
-def kl_loss(log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def kl_loss(log_probs: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """KL divergence from the soft labels to the predictions, summed over judges.
 
-    ``sum_d mean_b sum_k t[b,d,k] * (log t[b,d,k] - log_probs[b,d,k])`` with ``0 log 0 = 0``.
-    The reference code uses ``nn.KLDivLoss()`` with its default element-wise mean, which
-    divides this by the number of bins; Adam is nearly invariant to that constant factor.
+    Per element ``t * (log t - log p)`` with ``0 log 0 = 0``, reduced per distribution ``d``
+    and summed over the ``D`` distributions (judges):
+
+    - ``"mean"`` (the default, the reference code's): the mean over the batch *and the bins*,
+      ``sum_d mean_{b,k}``. This is ``nn.KLDivLoss()`` with its default reduction applied to
+      each judge, the per-judge losses summed, as the official MUSDL code computes it.
+    - ``"batchmean"`` (ours): the true KL divergence of each sample, averaged over the
+      batch, ``sum_d mean_b sum_k``; ``K`` times the reference's value.
+
+    The two differ by the constant number of bins ``K``. Adam is nearly invariant to a
+    constant factor of the loss, but not its coupled weight decay: ``weight_decay`` is
+    added to the gradient, so the same value weighs ``K`` times more against the
+    reference's smaller loss than against the true KL.
 
     Args:
         log_probs: ``(B, D, K)`` predicted log-probabilities.
         targets: ``(B, D, K)`` soft labels, each summing to 1.
+        reduction: ``"mean"`` or ``"batchmean"``.
 
     Returns:
         Scalar tensor.
 
     Raises:
-        ValueError: the shapes differ.
+        ValueError: the shapes differ, or an unknown reduction.
 
     Example:
         >>> t = torch.tensor([[[0.25, 0.75]]])
         >>> round(float(kl_loss(torch.tensor([[[0.5, 0.5]]]).log(), t)), 4)
+        0.0654
+        >>> round(float(kl_loss(torch.tensor([[[0.5, 0.5]]]).log(), t, "batchmean")), 4)
         0.1308
     """
     if log_probs.shape != targets.shape or log_probs.ndim != 3:
@@ -129,5 +143,9 @@ def kl_loss(log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
             f"kl_loss needs predictions and soft labels of the same shape (B, D, K), "
             f"got {tuple(log_probs.shape)} and {tuple(targets.shape)}"
         )
-    per_sample = (torch.xlogy(targets, targets) - targets * log_probs).sum(dim=-1)
-    return per_sample.mean(dim=0).sum()
+    per_element = torch.xlogy(targets, targets) - targets * log_probs
+    if reduction == "mean":
+        return per_element.mean(dim=(0, 2)).sum()
+    if reduction == "batchmean":
+        return per_element.sum(dim=-1).mean(dim=0).sum()
+    raise ValueError(f"unknown KL reduction {reduction!r}; choose one of {', '.join(KL_REDUCTIONS)}")

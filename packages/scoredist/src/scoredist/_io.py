@@ -11,12 +11,23 @@ from typing import Any
 import torch
 
 
+def _file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0o666 less the process's umask."""
+    # The umask can only be read by setting it; set it straight back.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _atomic(path: Path, write: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            # mkstemp makes the file private (0600); the file it becomes should get the
+            # mode of any other new file here.
+            os.fchmod(handle.fileno(), _file_mode())
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())

@@ -34,10 +34,26 @@ RULES = Registry(
 )
 
 
-def _float64(values: Any) -> torch.Tensor:
+def as_float64(values: Any) -> torch.Tensor:
+    """``values`` as a float64 tensor, narrower floats read as the decimals they print as.
+
+    Widening a float32 3.2 bit for bit gives 3.2000000476837158, and a dive's 27.5 times it
+    gives 88.00000131130219 instead of 88.0. A float32 (or float16) value is therefore read
+    as the shortest decimal that identifies it, which is the number that was written: 3.2.
+    float64, integer and Python values are converted exactly; the device is kept.
+    """
     if torch.is_tensor(values):
-        return values.detach().to(torch.float64)
-    return torch.from_numpy(np.asarray(values, dtype=np.float64))
+        values = values.detach()
+        if not values.is_floating_point() or values.dtype == torch.float64:
+            return values.to(torch.float64)
+        narrow = values.cpu()
+        if narrow.dtype not in (torch.float16, torch.float32):
+            narrow = narrow.to(torch.float32)  # bfloat16: numpy has no such type; exact in float32
+        return torch.from_numpy(narrow.numpy().astype(str).astype(np.float64)).to(values.device)
+    array = np.asarray(values)
+    if array.dtype.kind == "f" and array.dtype.itemsize < 8:
+        return torch.from_numpy(array.astype(str).astype(np.float64))
+    return torch.from_numpy(np.asarray(array, dtype=np.float64))
 
 
 def check_judge_scores(
@@ -71,7 +87,7 @@ def check_judge_scores(
         >>> tuple(scores.shape), dd.tolist()
         ((1, 3), [2.0])
     """
-    scores = _float64(judge_scores)
+    scores = as_float64(judge_scores)
     if scores.ndim != 2:
         raise ValueError(
             f"rule '{rule}' needs judge scores of shape (N, J), got {tuple(scores.shape)}; "
@@ -90,7 +106,7 @@ def check_judge_scores(
         raise ValueError(f"rule '{rule}': judge scores of sample #{row} contain NaN: {scores[row].tolist()}")
     if difficulty is None:
         return scores, None
-    dd = _float64(difficulty)
+    dd = as_float64(difficulty)
     if dd.shape != (scores.shape[0],):
         raise ValueError(
             f"rule '{rule}' needs one difficulty per sample, shape ({scores.shape[0]},), "
@@ -207,8 +223,8 @@ def apply_rule(
     """
     name = rule if isinstance(rule, str) else getattr(rule, "__name__", repr(rule))
     fn = get_rule(rule) if isinstance(rule, str) else rule
-    scores = torch.as_tensor(judge_scores, dtype=torch.float64)
-    dd = None if difficulty is None else torch.as_tensor(difficulty, dtype=torch.float64)
+    scores = as_float64(judge_scores)
+    dd = None if difficulty is None else as_float64(difficulty)
     out = torch.as_tensor(fn(scores, dd), dtype=torch.float64)
     if out.shape != (scores.shape[0],):
         source = f" from '{RULES.entry(name).distribution}'" if isinstance(rule, str) else ""

@@ -52,11 +52,16 @@ class Tiny3D(nn.Module):
         in_channels: channels of the input clips.
 
     Shape:
-        ``(B, in_channels, T, H, W)`` -> ``(B, 4 * width)``.
+        ``(B, in_channels, T, H, W)`` -> ``(B, 4 * width)``, for any ``T >= 2`` and
+        ``H, W >= 4``; ``default_input_size`` is the demo's clip, ``(C, T, H, W)``, which
+        also marks it as a video backbone (``python -m scoredist list``).
     """
+
+    default_input_size = (3, 16, 32, 32)
 
     def __init__(self, width: int = 16, in_channels: int = 3):
         super().__init__()
+        self.default_input_size = (in_channels, *self.default_input_size[1:])
         self.num_features = 4 * width
         self.body = nn.Sequential(
             *_block(in_channels, width, (1, 2, 2)),

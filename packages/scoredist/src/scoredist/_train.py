@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata as importlib_metadata
 import json
+import math
 import platform
 import random
 from collections.abc import Callable, Mapping
@@ -18,43 +19,67 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ._bins import DECODE_METHODS, ScoreBins
-from ._heads import PAPER_HIDDEN, MUSDLHead, USDLHead, kl_loss
+from ._heads import KL_REDUCTIONS, PAPER_HIDDEN, MUSDLHead, USDLHead, kl_loss
 from ._io import atomic_save, atomic_write_json, atomic_write_text
 from ._metrics import evaluate
-from ._protocol import selection_key, summarize
-from ._rules import apply_rule
+from ._protocol import LOWER_IS_BETTER, selection_key, summarize
+from ._rules import apply_rule, as_float64
 
 METHODS = ("usdl", "musdl")
 CHECKPOINT = "last.pt"
 BEST = "best.pt"
 METRICS = "metrics.jsonl"
+SELECT_METRICS = ("spearman", *sorted(LOWER_IS_BETTER))
+
+
+def _count(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _number(name: str, value: Any, *, positive: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if (positive and value <= 0) or value < 0:
+        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
 
 
 @dataclass
 class TrainConfig:
     """Everything that determines a training run (and must match when resuming it).
 
+    The defaults are the official MUSDL code's (Adam, lr 1e-4, batch 4 for training and 20
+    for evaluation, argmax decoding, MLP 256-128, ``nn.KLDivLoss()``'s reduction, seed 1).
+
     Args:
         method: ``"usdl"`` (one distribution over the final score) or ``"musdl"`` (one per
             judge, combined by ``rule``).
         score_bins: bins of the final score; USDL learns over them, and every method
-            checks its true scores against their range and reports relative L2 over it.
+            checks its true training scores against their range and reports relative L2 over it.
         judge_bins: bins of one judge's score (MUSDL only).
         rule: the ``scoredist.rules`` entry that turns judge scores into the final score
             (MUSDL only); it receives the difficulty when the dataset has one.
         sigma: standard deviation of the Gaussian soft labels, in bins.
         decode: ``"argmax"`` (the paper) or ``"expectation"``.
-        epochs, batch_size, eval_batch_size, lr, weight_decay: optimisation (Adam), the
-            paper's defaults: batch 4, lr 1e-4.
+        epochs, batch_size, eval_batch_size: at least 1.
+        lr, weight_decay: Adam's learning rate (> 0) and coupled weight decay (>= 0).
+        kl_reduction: ``"mean"`` (the reference's ``nn.KLDivLoss()``) or ``"batchmean"``
+            (the true KL, ours); see :func:`kl_loss`.
         hidden: hidden widths of each head MLP (the paper: 256, 128).
-        seed: seeds initialisation, shuffling and any augmentation; equal seeds give equal runs.
+        seed: a non-negative integer; seeds initialisation, shuffling and any augmentation.
         select_metric: metric for model selection on the validation split.
         exclude: ids of samples left out of every split (e.g. MTL-AQA's ``"04_49"``, whose
             annotation has a judge score of 45.0).
 
     Raises:
-        ValueError: an unknown method or decoding, MUSDL without judge bins or rule, or a
-            non-positive size.
+        ValueError: an unknown method, decoding, reduction or metric, MUSDL without judge
+            bins or rule, or a count or number outside its range (the message names it).
+
+    Example:
+        >>> TrainConfig("usdl", ScoreBins(0, 10, 11), epochs=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: epochs must be an integer >= 1, got 0
     """
 
     method: str
@@ -68,6 +93,7 @@ class TrainConfig:
     eval_batch_size: int = 20
     lr: float = 1e-4
     weight_decay: float = 0.0
+    kl_reduction: str = "mean"
     hidden: tuple[int, ...] = PAPER_HIDDEN
     seed: int = 1
     select_metric: str = "spearman"
@@ -78,17 +104,28 @@ class TrainConfig:
             raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.decode not in DECODE_METHODS:
             raise ValueError(f"unknown decoding {self.decode!r}; choose one of {', '.join(DECODE_METHODS)}")
+        if self.kl_reduction not in KL_REDUCTIONS:
+            raise ValueError(
+                f"unknown KL reduction {self.kl_reduction!r}; choose one of {', '.join(KL_REDUCTIONS)}"
+            )
+        if self.select_metric not in SELECT_METRICS:
+            raise ValueError(
+                f"unknown selection metric {self.select_metric!r}; choose one of {', '.join(SELECT_METRICS)}"
+            )
         if self.method == "musdl" and (self.judge_bins is None or self.rule is None):
             raise ValueError(
                 "MUSDL needs judge_bins (the range and bins of one judge's score) and a rule "
                 "(how judge scores make the final score, e.g. 'diving' or 'sum')"
             )
         for name in ("epochs", "batch_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.sigma > 0:
-            raise ValueError(f"sigma must be a positive number of bins, got {self.sigma}")
+            _count(name, getattr(self, name), 1)
+        _count("seed", self.seed, 0)
+        _number("sigma", self.sigma, positive=True)
+        _number("lr", self.lr, positive=True)
+        _number("weight_decay", self.weight_decay, positive=False)
         self.hidden = tuple(self.hidden)
+        for width in self.hidden:
+            _count("every hidden width", width, 1)
         self.exclude = tuple(str(i) for i in self.exclude)
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,17 +185,28 @@ def _ids(batch: Mapping[str, Any]) -> list[str]:
     return [str(i) for i in batch["id"]]
 
 
-def soft_labels(config: TrainConfig, batch: Mapping[str, Any]) -> torch.Tensor:
+def soft_labels(config: TrainConfig, batch: Mapping[str, Any], clip: bool = False) -> torch.Tensor:
     """The Gaussian targets of a batch: ``(B, 1, K)`` for USDL, ``(B, J, K)`` for MUSDL.
 
+    Args:
+        config: the run's configuration (bins, sigma, method).
+        batch: a collated batch with ``score`` (and ``judge_scores`` for MUSDL).
+        clip: move scores outside the bins to the nearest end first. Evaluation does this:
+            the bins span the training split's scores, a test score may lie outside them,
+            and its label only enters the reported loss.
+
     Raises:
-        ValueError: a score is NaN or outside its bins' range (the message names the sample).
+        ValueError: a score is NaN, or (without ``clip``) outside its bins' range; the
+            message names the sample.
     """
-    if config.method == "usdl":
-        scores = torch.as_tensor(batch["score"], dtype=torch.float64)
-        return config.score_bins.gaussian(scores, config.sigma, ids=_ids(batch)).unsqueeze(1)
-    judges = torch.as_tensor(batch["judge_scores"], dtype=torch.float64)
-    return config.judge_bins.gaussian(judges, config.sigma, ids=_ids(batch))
+    bins = config.score_bins if config.method == "usdl" else config.judge_bins
+    scores = as_float64(batch["score"] if config.method == "usdl" else batch["judge_scores"])
+    if clip:
+        if not torch.isfinite(scores).all():
+            bins.check(scores, ids=_ids(batch))  # names the sample with the non-finite score
+        scores = scores.clamp(bins.low, bins.high)
+    labels = bins.gaussian(scores, config.sigma, ids=_ids(batch))
+    return labels.unsqueeze(1) if config.method == "usdl" else labels
 
 
 def predict(config: TrainConfig, log_probs: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
@@ -169,7 +217,7 @@ def predict(config: TrainConfig, log_probs: torch.Tensor, batch: Mapping[str, An
     """
     probs = log_probs.detach().exp()
     if config.method == "usdl":
-        return config.score_bins.decode(probs[:, 0], config.decode).double()
+        return as_float64(config.score_bins.decode(probs[:, 0], config.decode))
     judges = config.judge_bins.decode(probs, config.decode)
     difficulty = batch.get("difficulty")
     return apply_rule(config.rule, judges, None if difficulty is None else torch.as_tensor(difficulty))
@@ -207,8 +255,14 @@ def _without(batch: Mapping[str, Any], exclude: tuple[str, ...]) -> Mapping[str,
     return {k: v[index] if torch.is_tensor(v) else [v[i] for i in keep] for k, v in batch.items()}
 
 
-def _check_scores(config: TrainConfig, batch: Mapping[str, Any]) -> None:
-    config.score_bins.check(torch.as_tensor(batch["score"]), what="final score", ids=_ids(batch))
+def _check_scores(config: TrainConfig, batch: Mapping[str, Any], training: bool) -> None:
+    scores = as_float64(batch["score"])
+    if not training:
+        # Evaluation splits may hold scores beyond the training split's range; only a
+        # non-finite score is an error there.
+        low, high = config.score_bins.low, config.score_bins.high
+        scores = torch.where(torch.isfinite(scores), scores.clamp(low, high), scores)
+    config.score_bins.check(scores, what="final score", ids=_ids(batch))
 
 
 def _seed_epoch(seed: int, epoch: int) -> torch.Generator:
@@ -262,10 +316,10 @@ def _run_split(
             batch = _without(batch, config.exclude) if config.exclude else batch
             if not batch["id"]:
                 continue
-            _check_scores(config, batch)
-            targets = soft_labels(config, batch)
+            _check_scores(config, batch, training)
+            targets = soft_labels(config, batch, clip=not training)
             log_probs = model(batch)
-            loss = kl_loss(log_probs, targets.to(log_probs.dtype))
+            loss = kl_loss(log_probs, targets.to(log_probs.dtype), config.kl_reduction)
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -274,7 +328,7 @@ def _run_split(
             losses += float(loss.detach()) * size
             count += size
             preds.append(predict(config, log_probs, batch))
-            trues.append(torch.as_tensor(batch["score"], dtype=torch.float64))
+            trues.append(as_float64(batch["score"]))
             if "action" in batch:
                 actions += list(batch["action"])
     if count < 2:
