@@ -183,7 +183,7 @@ def test_cifar_resnets_start_as_the_reference_initialises_them():
             weights.setdefault(std, []).append(m.weight.detach().flatten())
         if isinstance(m, nn.BatchNorm2d):
             assert bool((m.weight == 1).all() and (m.bias == 0).all())
-    assert len(weights) == 6  # 3x3 and 1x1 convolutions at 16, 32 and 64 channels (1x1: 32 and 64)
+    assert len(weights) == 5  # 3x3 convolutions at 16, 32 and 64 channels, 1x1 shortcuts at 32 and 64
     for std, parts in weights.items():
         w = torch.cat(parts).double()
         if w.numel() < 10_000:

@@ -443,7 +443,8 @@ def plan(
     if chosen:
         used = [e - 1 for e in ends[:-1]]
         _check_granularity(chain, used, allowed)
-        context.named_plan = _named_plan_of(chain, named, used)
+        # asked for by name: that name, even where another named plan has the same cuts
+        context.named_plan = balance if cuts is None else _named_plan_of(chain, named, used)
     else:
         used = sorted(allowed)
     objectives, failures = _build_objectives(context, objective, objective_options, used, final=chosen)
