@@ -22,6 +22,7 @@ SCRIPTS = sorted(ROOT.glob("packages/*/benchmarks/bench_*.py"))
 def _memory(report):
     memory = [r for r in report["rows"] if r["balance"] == "memory"]
     assert memory and all(0 < r["ledger_ratio"] < 1 for r in memory)
+    assert report["granularity"] == "block" and {r["objective"] for r in memory} == {"greedy", "infopro"}
 
 
 def _step_time(report):

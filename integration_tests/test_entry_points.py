@@ -150,3 +150,24 @@ def test_scoredist_cli_names_a_misspelled_vidio_dataset_option(run_module, tmp_p
     assert proc.returncode == 2, proc.stderr
     assert "dataset 'csv' from 'localkit-vidio " in proc.stderr
     assert "does not accept option 'num_frame' (did you mean 'num_frames'?)" in proc.stderr
+
+
+def test_plan_shows_infopro_s_weights_from_the_reference_table_and_an_override(run_module):
+    # the reference code's "Experiments on CIFAR-SVHN-STL10/comand.sh", line 8 (ResNet-32,
+    # CIFAR-10, K=4): --ixx_1 6 --ixy_1 0 --ixx_2 1 --ixy_2 2, linear over the three cuts
+    argv = ["plan", "--model", "cifar_resnet32", "--k", "4", "--balance", "infopro", "--objective", "infopro"]
+    proc = run_module("splitnet", *argv, "--dataset", "cifar10", "--json")
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    assert shown["cuts"] == ["layer1.2", "layer2.1", "layer3.0"] and shown["granularity"] == "block"
+    weights = [
+        re.search(r"lambda_recon=(\S+), lambda_task=(\S+) \((.*)\), task_loss=", line).groups()
+        for line in shown["objectives"]
+    ]
+    source = "comand.sh line 8 (ResNet-32 + InfoPro, cifar10, K=4)"
+    assert weights == [("6", "0", source), ("3.5", "1", source), ("1", "2", source)]
+    proc = run_module("splitnet", *argv, "--dataset", "svhn", "--objective-opt", "lambda_recon=2,0")
+    assert proc.returncode == 0, proc.stderr
+    assert "objective at each cut:" in proc.stdout
+    assert "lambda_recon=2, lambda_task=0 (lambda_recon given, the other from comand.sh line 8" in proc.stdout
+    assert "our fallback: ResNet-32 was not tuned on svhn -> cifar10" in proc.stdout

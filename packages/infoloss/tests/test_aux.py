@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from infoloss import AUX_CONFIGS, AuxHead, DenseAuxHead, DGLHead, ReconstructionDecoder
+from infoloss import AUX_CONFIGS, AuxHead, DenseAuxHead, DGLHead, ReconstructionDecoder, reconstruction_loss
 
 CHANNELS = [3, 16, 24, 64, 96, 768]
 SIZES = [1, 4, 7, 32]
@@ -37,12 +40,23 @@ def test_every_config_fits_any_channel_count_and_resolution(channels, size):
         out = head(features)
         assert out.shape == (2, 10) and torch.isfinite(out).all()
         strides = {c.stride for c in _convs(head)}
-        assert strides <= {(2, 2), (1, 1)} and ((2, 2) in strides) == (config[0] != "0" and size > 8)
+        # 16 and 32 channels: stride 2 at any size, 64: stride 1 (the reference's heads); else size > 8
+        strided = {16: True, 64: False}.get(channels, size > 8)
+        assert strides <= {(2, 2), (1, 1)} and ((2, 2) in strides) == (config[0] != "0" and strided)
 
 
-# The reference code's heads (auxiliary_nets.py): conv width 32, 64, 64 and stride 2, 2, 1
-# for 16@32x32, 32@16x16 and 64@8x8; fc hidden feature_dim * widen; convs without bias.
-PAPER = [((16, 32, 32), 32, 2), ((32, 16, 16), 64, 2), ((64, 8, 8), 64, 1)]
+# The reference code's heads (networks/auxiliary_nets.py, AuxClassifier, lines 92-239), chosen
+# by channel count alone (line 43: 16, 32 or 64): conv width 32, 64, 64 and stride 2, 2, 1;
+# fc hidden feature_dim * widen; convs without bias. CIFAR-10 and SVHN put them on 32x32,
+# 16x16 and 8x8 features, STL-10 (96x96 images) on 96x96, 48x48 and 24x24.
+PAPER = [
+    ((16, 32, 32), 32, 2),
+    ((32, 16, 16), 64, 2),
+    ((64, 8, 8), 64, 1),
+    ((16, 96, 96), 32, 2),
+    ((32, 48, 48), 64, 2),
+    ((64, 24, 24), 64, 1),
+]
 
 
 @pytest.mark.parametrize(("shape", "width", "stride"), PAPER)
@@ -66,6 +80,85 @@ def test_heads_reproduce_the_reference_configurations(shape, width, stride, wide
         assert [m.stride for m in _convs(head)] == [(stride, stride)] + [(1, 1)] * (convs - 1)
     assert all(m.bias is None for m in _convs(head))
     assert len(_linears(head)) == fcs
+
+
+def _reference_1c2f(channels: int, width: int, stride: int, feature_dim: int, out: int) -> nn.Sequential:
+    """auxiliary_nets.py lines 121-154 (``net_config == '1c2f'``), widen 1, written out here."""
+    return nn.Sequential(
+        nn.Conv2d(channels, width, kernel_size=3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d((1, 1)),
+        nn.Flatten(),
+        nn.Linear(width, feature_dim),
+        nn.ReLU(inplace=True),
+        nn.Linear(feature_dim, out),
+    )
+
+
+@pytest.mark.parametrize(("shape", "width", "stride"), PAPER)
+def test_the_1c2f_head_computes_what_the_reference_head_computes(shape, width, stride):
+    torch.manual_seed(0)
+    head = AuxHead(shape, 128, config="1c2f", hidden_dim=128).train()
+    reference = _reference_1c2f(shape[0], width, stride, 128, 128).train()
+    reference.load_state_dict(head.net.state_dict())
+    features = torch.randn(4, *shape)
+    torch.testing.assert_close(head(features), reference(features), rtol=0, atol=0)
+
+
+def _weight_std(conv: nn.Module) -> float:
+    return math.sqrt(2.0 / (math.prod(conv.kernel_size) * conv.out_channels))
+
+
+def _looks_normal(weight: torch.Tensor, std: float) -> bool:
+    """Mean near 0, std near ``std``, and tails a uniform of that std (max 1.73 std) never has."""
+    w = weight.detach().double().flatten()
+    spread = 4 / math.sqrt(w.numel())
+    return (
+        abs(w.mean().item()) < spread * std
+        and abs(w.std().item() / std - 1) < spread
+        and w.abs().max().item() > 2.2 * std
+    )
+
+
+@pytest.mark.parametrize("config", ["1c2f", "2c2f"])
+def test_heads_and_decoders_start_as_the_reference_initialises_them(config):
+    # networks/resnet.py lines 141-147: every Conv2d of the network, its auxiliary nets included,
+    # gets normal(0, sqrt(2 / (k*k*out_channels))); every BatchNorm2d weight 1, bias 0; Linear
+    # layers and convolution biases keep PyTorch's defaults.
+    torch.manual_seed(0)
+    head = AuxHead((64, 24, 24), 128, config=config)
+    decoder = ReconstructionDecoder((64, 24, 24), (3, 96, 96))
+    convs = _convs(head) + _convs(decoder)
+    assert convs and all(_looks_normal(c.weight, _weight_std(c)) for c in convs)
+    norms = [m for m in [*head.modules(), *decoder.modules()] if isinstance(m, nn.BatchNorm2d)]
+    assert norms and all(bool((m.weight == 1).all() and (m.bias == 0).all()) for m in norms)
+    first = _convs(decoder)[0]  # nn.Conv2d's default bias: uniform(+-1/sqrt(fan_in)), fan_in = 64 * 3 * 3
+    assert first.bias is not None and first.bias.abs().max().item() <= 1 / math.sqrt(64 * 9)
+    for linear in _linears(head):  # PyTorch's default, kaiming_uniform(a=sqrt(5)): within 1/sqrt(fan_in)
+        limit = 1 / math.sqrt(linear.in_features)
+        assert linear.weight.abs().max().item() <= limit and linear.weight.abs().max().item() > 0.9 * limit
+
+
+def test_the_decoder_computes_what_the_reference_decoder_computes():
+    # auxiliary_nets.py lines 7-36: bilinear upsampling (align_corners=True) to the image size,
+    # conv3x3(C -> 12*widen) - BN - ReLU - conv3x3(-> 3) - Sigmoid, then nn.BCELoss (mean).
+    torch.manual_seed(0)
+    decoder = ReconstructionDecoder((64, 24, 24), (3, 96, 96)).train()
+    reference = nn.Sequential(
+        nn.Conv2d(64, 12, kernel_size=3, stride=1, padding=1),
+        nn.BatchNorm2d(12),
+        nn.ReLU(),
+        nn.Conv2d(12, 3, kernel_size=3, stride=1, padding=1),
+        nn.Sigmoid(),
+    ).train()
+    reference.load_state_dict(decoder.body.state_dict())
+    features, image = torch.randn(2, 64, 24, 24), torch.rand(2, 3, 96, 96)
+    upsampled = F.interpolate(features, size=[96, 96], mode="bilinear", align_corners=True)
+    expected = nn.BCELoss()(reference(upsampled), image)
+    torch.testing.assert_close(
+        reconstruction_loss(decoder(features), image, "bce"), expected, rtol=1e-5, atol=0
+    )
 
 
 def test_aux_channels_overrides_the_width_rule():

@@ -128,13 +128,18 @@ def test_linear_schedule_rejects_an_index_out_of_range():
 
 
 def test_paper_lambdas_are_the_reference_scripts_and_nearest_k():
-    assert paper_lambdas(1) == ((5.0, 0.0), (0.5, 0.0)) == PAPER_LAMBDAS[2]
-    assert paper_lambdas(3) == ((1.0, 0.0), (0.0, 1.0)) == PAPER_LAMBDAS[4]
-    assert paper_lambdas(7) == ((5.0, 0.0), (0.0, 1.0)) == PAPER_LAMBDAS[8]
-    assert paper_lambdas(15) == ((5.0, 0.5), (0.0, 1.0)) == PAPER_LAMBDAS[16]
-    nearest = {
-        k: next(t for t, v in PAPER_LAMBDAS.items() if v == paper_lambdas(k - 1)) for k in range(2, 40)
-    }
+    # no network or dataset named: ResNet-110 on CIFAR-10, the rows used for every network before
+    table = PAPER_LAMBDAS["resnet110", "cifar10", "infopro"]
+
+    def weights(num_cuts):
+        chosen = paper_lambdas(num_cuts)
+        return chosen.lambda_recon, chosen.lambda_task
+
+    assert weights(1) == ((5.0, 0.0), (0.5, 0.0)) == table[2]
+    assert weights(3) == ((1.0, 0.0), (0.0, 1.0)) == table[4]
+    assert weights(7) == ((5.0, 0.0), (0.0, 1.0)) == table[8]
+    assert weights(15) == ((5.0, 0.5), (0.0, 1.0)) == table[16]
+    nearest = {k: paper_lambdas(k - 1).k for k in range(2, 40)}
     assert nearest == {k: 2 if k == 2 else 4 if k <= 5 else 8 if k <= 11 else 16 for k in range(2, 40)}
     with pytest.raises(ValueError):
         paper_lambdas(0)

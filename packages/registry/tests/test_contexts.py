@@ -17,6 +17,7 @@ def test_a_cut_context_stores_tuples_and_defaults():
     assert (context.input_mean, context.input_std) == ((0.5,), (0.25,))
     assert (context.layout, context.token_grid, context.num_prefix_tokens) == ("NCHW", None, 0)
     assert (context.task, context.index, context.num_cuts) == ("classification", 0, 1)
+    assert (context.backbone, context.dataset, context.named_plan) == (None, None, None)
     assert context == CutContext(
         feature_shape=(16, 8, 8),
         num_classes=10,
@@ -25,6 +26,21 @@ def test_a_cut_context_stores_tuples_and_defaults():
         input_std=(0.25,),
     )
     assert hash(context) == hash(dataclasses.replace(context))
+
+
+def test_a_cut_context_names_the_network_data_and_plan():
+    context = CutContext(
+        feature_shape=(16, 32, 32),
+        num_classes=10,
+        backbone="cifar_resnet110",
+        dataset="cifar10",
+        named_plan="infopro*",
+    )
+    assert (context.backbone, context.dataset, context.named_plan) == (
+        "cifar_resnet110",
+        "cifar10",
+        "infopro*",
+    )
 
 
 def test_a_context_cannot_be_changed_or_built_positionally():
@@ -66,6 +82,9 @@ def test_a_context_cannot_be_changed_or_built_positionally():
         ({"input_mean": (0.5, 0.5, 0.5)}, ValueError, "give both input_mean and input_std, or neither"),
         ({"input_mean": "abc", "input_std": (1.0,)}, TypeError, "input_mean must be a sequence of numbers"),
         ({"num_prefix_tokens": -1}, ValueError, "num_prefix_tokens must be at least 0"),
+        ({"backbone": ""}, TypeError, "backbone must be a non-empty string or None, got ''"),
+        ({"dataset": 10}, TypeError, "dataset must be a non-empty string or None, got 10"),
+        ({"named_plan": ("infopro",)}, TypeError, "named_plan must be a non-empty string or None"),
     ],
 )
 def test_a_malformed_cut_context_is_refused_naming_the_field(fields, error, message):

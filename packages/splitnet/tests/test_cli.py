@@ -127,3 +127,23 @@ def test_download_is_refused_by_a_dataset_that_cannot_download(capsys, tmp_path)
         capsys, "train", "--model", "cifar_resnet20", "--download", "--out", str(tmp_path / "run")
     )
     assert code == 2 and "dataset 'digits'" in err and "does not accept option 'download'" in err
+
+
+def test_plans_cut_at_block_boundaries_unless_node_granularity_is_asked_for(capsys):
+    code, out, _ = run(capsys, "plan", "--model", "cifar_resnet20", "--list-cuts", "--json")
+    assert code == 0 and [r["label"] for r in json.loads(out)] == ["stem"] + [
+        f"layer{s}.{b}" for s in (1, 2, 3) for b in range(3)
+    ]
+    code, out, _ = run(
+        capsys, "plan", "--model", "cifar_resnet20", "--list-cuts", "--cut-granularity", "node"
+    )
+    assert code == 0 and "layer1.0[add]" in out and "stem.1" in out
+    inside = ["plan", "--model", "cifar_resnet20", "--cuts", "layer1.1[add_1]"]
+    code, _, err = run(capsys, *inside)
+    assert code == 2 and "lies inside a block" in err and "--cut-granularity node" in err
+    code, out, _ = run(capsys, *inside, "--cut-granularity", "node", "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["cuts"] == ["layer1.1[add_1]"] and shown["granularity"] == "node"
+    assert shown["objectives"] == [
+        "layer1.1[add_1]: GreedyObjective(classification, 16 channels -> 10 classes)"
+    ]

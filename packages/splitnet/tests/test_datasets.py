@@ -12,11 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
+from torchvision import transforms as T
 from torchvision.datasets import CIFAR10
 
 import splitnet
-from splitnet import DatasetLayoutError
+from splitnet import DatasetLayoutError, _datasets
 from splitnet._cli import main
 
 
@@ -169,3 +171,73 @@ def test_imagefolder_layout_and_its_errors(tmp_path):
         DatasetLayoutError, match=r"one sub-folder per class.*found images directly inside \(a.png"
     ):
         splitnet.create_dataset("imagefolder", tmp_path / "flat", "train")
+
+
+# The InfoPro reference code's train.py (Experiments on CIFAR-SVHN-STL10, lines 139-188),
+# written out here: normalisation (lines 139-146), training augmentation per dataset
+# (lines 150-175) and the test transform (lines 185-188).
+def reference_normalize(dataset):
+    if "cifar" in dataset:
+        return T.Normalize(
+            mean=[x / 255.0 for x in [125.3, 123.0, 113.9]], std=[x / 255.0 for x in [63.0, 62.1, 66.7]]
+        )
+    return T.Normalize(
+        mean=[x / 255 for x in [127.5, 127.5, 127.5]], std=[x / 255 for x in [127.5, 127.5, 127.5]]
+    )
+
+
+def reference_train_transform(dataset):
+    normalize = reference_normalize(dataset)
+    if "cifar" in dataset:
+        return T.Compose(
+            [
+                T.ToTensor(),
+                T.Lambda(lambda x: F.pad(x.unsqueeze(0), (4, 4, 4, 4), mode="reflect").squeeze()),
+                T.ToPILImage(),
+                T.RandomCrop(32),
+                T.RandomHorizontalFlip(),
+                T.ToTensor(),
+                normalize,
+            ]
+        )
+    if "stl" in dataset:
+        return T.Compose([T.RandomCrop(96, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), normalize])
+    return T.Compose([T.RandomCrop(32, padding=2), T.ToTensor(), normalize])
+
+
+@pytest.mark.parametrize(
+    ("dataset", "ours", "size"),
+    [
+        ("cifar10", _datasets.cifar_transform, 32),
+        ("svhn", _datasets.svhn_transform, 32),
+        ("stl10", _datasets.stl10_transform, 96),
+    ],
+)
+def test_transforms_are_the_reference_code_s(dataset, ours, size):
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)) for _ in range(4)]
+    seen = set()
+    for seed in range(8):
+        for image in images:
+            torch.manual_seed(seed)
+            expected = reference_train_transform(dataset)(image)
+            torch.manual_seed(seed)
+            got = ours(True)(image)
+            assert torch.equal(got, expected)
+            seen.add(got.sum().item())
+        test = T.Compose([T.ToTensor(), reference_normalize(dataset)])
+        assert torch.equal(ours(False)(images[0]), test(images[0]))
+    assert len(seen) > 8  # the crops and flips do vary
+
+
+def test_datasets_carry_the_reference_statistics(tmp_path):
+    write_cifar10(tmp_path)
+    train = splitnet.create_dataset("cifar10", tmp_path, "train")
+    assert train.mean == pytest.approx([125.3 / 255, 123.0 / 255, 113.9 / 255], rel=1e-15)
+    assert train.std == pytest.approx([63.0 / 255, 62.1 / 255, 66.7 / 255], rel=1e-15)
+    assert _datasets.SVHN_MEAN == _datasets.SVHN_STD == _datasets.STL_MEAN == _datasets.STL_STD == (0.5,) * 3
+    raw = train.images[4]
+    torch.manual_seed(3)
+    got = train[4][0]
+    torch.manual_seed(3)
+    assert torch.equal(got, reference_train_transform("cifar10")(Image.fromarray(raw)))

@@ -108,6 +108,11 @@ def straight(tmp_path_factory):
         ("dist_timeout", 0.0, r"dist_timeout \(--dist-timeout\) must be a finite number > 0"),
         ("out", "", r"out \(--out\) must be a non-empty string, got ''"),
         ("head", "", r"head \(--head\) must be a non-empty string \(or None: not given\), got ''"),
+        (
+            "cut_granularity",
+            "layer",
+            r"cut_granularity \(--cut-granularity\) must be 'block' or 'node', got 'layer'",
+        ),
     ],
 )
 def test_a_value_out_of_range_is_an_error_naming_it(tmp_path, name, value, message):

@@ -38,6 +38,25 @@ def test_i3d_cuts_between_inception_blocks(clip):
     assert chain.find("Mixed_4c").shape == (2, 512, 2, 4, 4)
 
 
+def test_video_backbones_plan_at_block_boundaries():
+    """Default plans cut after a stem, a residual block or an Inception unit, never inside one."""
+    torch.manual_seed(0)
+    model = splitnet.create_backbone("video_r2plus1d_18", num_classes=4)
+    clip = torch.randn(*TINY["video_r2plus1d_18"])
+    chain = splitnet.trace(model, clip)
+    blocks = [f"layer{s}.{b}" for s in (1, 2, 3, 4) for b in (0, 1)]
+    assert [cut.label for cut in splitnet.block_cuts(chain)] == ["stem", *blocks]
+    for balance in ("memory", "even"):
+        plan = splitnet.plan(model, 4, balance=balance, chain=chain, measure_memory=False)
+        assert {cut.label for cut in plan.cuts} <= set(blocks)
+    i3d = splitnet.trace(splitnet.create_backbone("i3d"), torch.randn(*TINY["i3d"]))
+    chosen = [cut.label for cut in splitnet.block_cuts(i3d)]
+    assert chosen[:4] == ["Conv3d_1a_7x7", "MaxPool3d_2a_3x3", "Conv3d_2b_1x1", "Conv3d_2c_3x3"]
+    assert (
+        "Conv3d_1a_7x7.bn" in [c.label for c in i3d.cuts] and "Conv3d_1a_7x7.bn" not in chosen
+    )  # before ReLU
+
+
 def test_i3d_local_step_k2_greedy(clip):
     """K=2 with splitnet's greedy objective: it pools the NCTHW features at the cut."""
     torch.manual_seed(0)

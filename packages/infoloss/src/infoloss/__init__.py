@@ -22,16 +22,15 @@ from localkit_registry import CutContext
 
 from ._aux import AUX_CONFIGS, DGL_TYPES, AuxHead, DenseAuxHead, DGLHead
 from ._decoder import ReconstructionDecoder
+from ._lambdas import PAPER_LAMBDAS, PaperLambdas, paper_lambdas
 from ._losses import linear_schedule, reconstruction_loss, supcon_loss
 from ._objectives import (
-    PAPER_LAMBDAS,
     DGLObjective,
     GreedyAuxObjective,
     InfoProObjective,
     dgl,
     greedy_aux,
     infopro,
-    paper_lambdas,
 )
 
 __version__ = "0.1.0"
@@ -47,6 +46,7 @@ __all__ = [
     "DenseAuxHead",
     "GreedyAuxObjective",
     "InfoProObjective",
+    "PaperLambdas",
     "ReconstructionDecoder",
     "__version__",
     "dgl",

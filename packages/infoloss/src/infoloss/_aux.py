@@ -1,14 +1,26 @@
 """Auxiliary heads sized from the feature shape at a cut.
 
-The InfoPro reference code only knows 16, 32 or 64 channels at 32x32, 16x16 and 8x8; the
-rules here reproduce exactly those heads and extend them to any shape:
+The InfoPro reference code (``networks/auxiliary_nets.py``, ``AuxClassifier``) sizes its
+heads by channel count alone, for the 16, 32 and 64 channels of its CIFAR ResNets at any
+resolution (32x32 images on CIFAR-10 and SVHN, 96x96 on STL-10). For image features with
+those channel counts the heads here are the reference's:
+
+* 16 channels: first convolution 16 -> 32 * widen, stride 2;
+* 32 channels: 32 -> 64 * widen, stride 2;
+* 64 channels: 64 -> 64 * widen, stride 1.
+
+Any other channel count, and token columns, vectors and video, follow our extension of
+that pattern, from the shape:
 
 * stride: the first convolution has stride 2 while the spatial size (``min(H, W)``) is
-  larger than 8, stride 1 otherwise (the reference's 16@32 and 32@16 heads use stride 2,
-  the 64@8 head stride 1);
+  larger than 8, stride 1 otherwise (where the reference's CIFAR heads sit: 16@32x32 and
+  32@16x16 with stride 2, 64@8x8 with stride 1);
 * width: a stride-2 convolution doubles the channels and a stride-1 convolution keeps
-  them, as the backbone does when it halves the resolution (reference: 16->32, 32->64,
-  64->64), times ``widen``.
+  them, as the backbone does when it halves the resolution, times ``widen``.
+
+Convolutions start as the reference initialises them (``networks/resnet.py``: weights
+from ``normal(0, sqrt(2 / (k * k * out_channels)))``, batch-norm weights 1 and biases 0);
+linear layers keep PyTorch's defaults, as there.
 """
 
 from __future__ import annotations
@@ -25,6 +37,29 @@ from ._layout import FeatureLayout
 
 AUX_CONFIGS = ("0c1f", "0c2f", "1c1f", "1c2f", "1c3f", "2c2f")
 DGL_TYPES = ("mlp-sr", "mlp", "cnn")
+# auxiliary_nets.py, AuxClassifier: channels -> (width before widen, stride of the first convolution)
+REFERENCE_HEADS = {16: (32, 2), 32: (64, 2), 64: (64, 1)}
+
+
+def reference_init(module: nn.Module) -> nn.Module:
+    """Initialise ``module``'s convolutions and batch norms as the InfoPro reference code does.
+
+    Convolution weights from ``normal(0, sqrt(2 / n))`` with ``n`` the kernel's spatial size
+    times its output channels (``networks/resnet.py``, ``InfoProResNet.__init__``); their
+    biases, and linear layers, keep PyTorch's defaults; batch-norm weights 1, biases 0.
+
+    Returns:
+        ``module``, initialised in place.
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+            n = math.prod(m.kernel_size) * m.out_channels
+            with torch.no_grad():
+                m.weight.normal_(0.0, math.sqrt(2.0 / n))
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return module
 
 
 def parse_aux_config(config: str) -> tuple[int, int]:
@@ -63,10 +98,12 @@ def _mlp(in_features: int, hidden: int, out_features: int, layers: int) -> list[
 class AuxHead(nn.Module):
     """InfoPro's auxiliary classifier / projection head, built for one feature shape.
 
-    ``"<n>c<m>f"`` is ``n`` convolutions (3x3, BN, ReLU; the first one strided as described
-    in the module docstring) followed by global average pooling and ``m`` fully connected
-    layers with ``int(hidden_dim * widen)`` hidden units. Token features without a grid and
-    vectors have no spatial neighbourhood, so their convolutions are 1x1 (per token).
+    ``"<n>c<m>f"`` is ``n`` convolutions (3x3, BN, ReLU; the first one's width and stride as
+    described in the module docstring: the reference's for 16, 32 and 64 image channels)
+    followed by global average pooling and ``m`` fully connected layers with
+    ``int(hidden_dim * widen)`` hidden units, initialised as the reference initialises them
+    (:func:`reference_init`). Token features without a grid and vectors have no spatial
+    neighbourhood, so their convolutions are 1x1 (per token).
 
     Args:
         feature_shape: one sample's feature shape (no batch dimension).
@@ -111,10 +148,14 @@ class AuxHead(nn.Module):
         in_channels = self.layout.channels
         geometric = self.layout.has_geometry
         kernel = 3 if geometric else 1
-        downsample = geometric and min(self.layout.spatial[-2:]) > 8
-        self.stride = 2 if downsample else 1
-        self.width = channels or max(1, int(widen * (2 * in_channels if downsample else in_channels)))
-        first_stride = (1, 2, 2) if downsample and dims == 3 else self.stride
+        if self.layout.kind == "grid" and in_channels in REFERENCE_HEADS:
+            base, self.stride = REFERENCE_HEADS[in_channels]
+        else:
+            downsample = geometric and min(self.layout.spatial[-2:]) > 8
+            self.stride = 2 if downsample else 1
+            base = 2 * in_channels if downsample else in_channels
+        self.width = channels or max(1, int(widen * base))
+        first_stride = (1, 2, 2) if self.stride == 2 and dims == 3 else self.stride
         layers: list[nn.Module] = []
         for i in range(num_convs):
             stride = first_stride if i == 0 else 1
@@ -126,7 +167,7 @@ class AuxHead(nn.Module):
             in_channels = self.width
         layers += [_pool(dims)(1), nn.Flatten()]
         layers += _mlp(in_channels, max(1, int(hidden_dim * widen)), int(out_features), num_fcs)
-        self.net = nn.Sequential(*layers)
+        self.net = reference_init(nn.Sequential(*layers))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """``features`` in the layout given at construction -> ``(B, out_features)``."""
@@ -136,9 +177,12 @@ class AuxHead(nn.Module):
 class DenseAuxHead(nn.Module):
     """A per-pixel auxiliary classifier for segmentation, the dense analogue of :class:`AuxHead`.
 
-    ``"<n>c<m>f"`` is ``n`` 3x3 convolutions (stride 1, BN, ReLU; width ``C * widen``)
-    followed by ``m`` 1x1 convolutions (the fully connected layers applied at every pixel),
-    the last one producing ``num_classes`` logits, upsampled bilinearly to the target size.
+    ``"<n>c<m>f"`` is ``n`` 3x3 convolutions (stride 1, BN, ReLU; width ``C * widen``;
+    initialised by :func:`reference_init`) followed by ``m`` 1x1 convolutions (the fully
+    connected layers applied at every pixel, PyTorch's default initialisation as the
+    reference's linear layers), the last one producing ``num_classes`` logits, upsampled
+    bilinearly to the target size. The whole head is our extension: the reference has no
+    segmentation experiments on CIFAR-style heads.
 
     Args:
         feature_shape: one sample's feature shape (no batch dimension).
@@ -196,6 +240,8 @@ class DenseAuxHead(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             in_channels = self.width
+        for layer in layers:
+            reference_init(layer)
         for _ in range(num_fcs - 1):
             layers += [nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True)]
             in_channels = hidden

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._aux import reference_init
 from ._layout import FeatureLayout
 
 INTERPOLATE_MODES = ("bilinear", "nearest")
@@ -19,10 +20,13 @@ class ReconstructionDecoder(nn.Module):
     The features are resized to the input resolution (``interpolate``, bilinear with
     ``align_corners=True`` as in the reference code, or nearest), then
     ``conv3x3(C -> 12*widen) - BN - ReLU - conv3x3(-> input channels)`` gives one logit per
-    input pixel; ``sigmoid`` of it is the predicted ``[0, 1]`` image. Video features
-    (``NCTHW``, ``NTHWC``) use the 3-D versions (trilinear, 3x3x3).
+    input pixel; ``sigmoid`` of it is the predicted ``[0, 1]`` image (the reference's
+    ``networks/auxiliary_nets.py``, ``Decoder``, whose convolutions keep their biases).
+    Convolutions start as the reference initialises them (:func:`reference_init`). Video
+    features (``NCTHW``, ``NTHWC``) use the 3-D versions (trilinear, 3x3x3): our extension.
 
-    Wide features are projected before they are upsampled: the first 3x3 convolution has
+    Wide features are projected before they are upsampled (our extension; the reference's
+    features have at most 64 channels and never are): the first 3x3 convolution has
     ``9 * 12 * widen`` weights per input channel, so it only ever sees a projection of rank
     at most ``9 * 12 * widen`` (``27 * ...`` in 3-D) of the features. When ``C`` is larger,
     a bias-free 1x1 convolution to that many channels runs first; as it commutes with the
@@ -97,6 +101,7 @@ class ReconstructionDecoder(nn.Module):
             nn.ReLU(inplace=True),
             conv(hidden, self.input_shape[0], 3, padding=1),
         )
+        reference_init(self)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """``features`` -> image logits ``(B, *input_shape)``; ``sigmoid`` gives the image."""

@@ -10,7 +10,7 @@ error naming them. Options may be strings, as they come from ``--objective-opt n
 
 from __future__ import annotations
 
-import math
+import logging
 from typing import Any
 
 import torch
@@ -21,6 +21,7 @@ from localkit_registry import CutContext
 
 from ._aux import DGL_TYPES, AuxHead, DenseAuxHead, DGLHead, parse_aux_config
 from ._decoder import INTERPOLATE_MODES, ReconstructionDecoder
+from ._lambdas import paper_lambdas
 from ._layout import FeatureLayout
 from ._losses import RECON_LOSSES, at_least_float32, linear_schedule, reconstruction_loss, supcon_loss
 from ._options import parse_bool, parse_choice, parse_float, parse_int, parse_pair
@@ -29,41 +30,7 @@ TASK_LOSSES = ("contrast", "cross_entropy")
 IGNORE_INDEX = 255
 _RANGE_TOLERANCE = 1e-4
 
-# (lambda_recon, lambda_task) as (first cut, last cut) pairs, from the reference code's
-# comand.sh: "ResNet-110 + InfoPro" on CIFAR-10 (--ixx_1 --ixx_2, --ixy_1 --ixy_2), by K.
-PAPER_LAMBDAS: dict[int, tuple[tuple[float, float], tuple[float, float]]] = {
-    2: ((5.0, 0.0), (0.5, 0.0)),
-    4: ((1.0, 0.0), (0.0, 1.0)),
-    8: ((5.0, 0.0), (0.0, 1.0)),
-    16: ((5.0, 0.5), (0.0, 1.0)),
-}
-
-
-def paper_lambdas(num_cuts: int) -> tuple[tuple[float, float], tuple[float, float]]:
-    """InfoPro's default ``(lambda_recon, lambda_task)`` schedules for ``K = num_cuts + 1`` modules.
-
-    The reference code tuned them for ResNet-110 on CIFAR-10 at K = 2, 4, 8 and 16
-    (:data:`PAPER_LAMBDAS`); other K take the setting of the nearest tuned K on a log
-    scale (K = 3..5 -> 4, 6..11 -> 8, 12 and more -> 16).
-
-    Args:
-        num_cuts: number of cuts, ``K - 1`` (at least 1).
-
-    Returns:
-        ``((recon_first, recon_last), (task_first, task_last))``.
-
-    Raises:
-        ValueError: ``num_cuts < 1``.
-
-    Example:
-        >>> paper_lambdas(3)
-        ((1.0, 0.0), (0.0, 1.0))
-    """
-    if num_cuts < 1:
-        raise ValueError(f"paper_lambdas: num_cuts must be at least 1, got {num_cuts}")
-    modules = num_cuts + 1
-    nearest = min(PAPER_LAMBDAS, key=lambda k: abs(math.log2(modules) - math.log2(k)))
-    return PAPER_LAMBDAS[nearest]
+log = logging.getLogger(__name__)
 
 
 class _CutObjective(nn.Module):
@@ -236,7 +203,9 @@ class InfoProObjective(_CutObjective):
             supported there).
         recon: ``"bce"`` (default, the paper's) or ``"mse"``.
         lambda_recon: reconstruction weight, a constant or a ``(first, last)`` pair (``"5,0"``);
-            default from :func:`paper_lambdas`.
+            default: the reference code's for the context's ``backbone``, ``dataset``,
+            ``named_plan`` and K (:func:`paper_lambdas`, with its documented fallbacks). Where
+            the values come from is in ``lambda_source`` and in the objective's ``repr``.
         lambda_task: task-term weight, the same way.
         aux_config: auxiliary head, one of :data:`AUX_CONFIGS` (default ``"1c2f"``).
         widen: width multiplier of the auxiliary nets (1).
@@ -297,12 +266,8 @@ class InfoProObjective(_CutObjective):
             raise ValueError(f"{owner}: option temperature={temperature!r} must be positive")
         heads = _common_options(owner, widen, feature_dim, aux_channels, aux_config)
 
-        default_recon, default_task = paper_lambdas(self.num_cuts)
-        self.lambda_recon_pair = (
-            default_recon if lambda_recon is None else parse_pair(owner, "lambda_recon", lambda_recon)
-        )
-        self.lambda_task_pair = (
-            default_task if lambda_task is None else parse_pair(owner, "lambda_task", lambda_task)
+        self.lambda_recon_pair, self.lambda_task_pair, self.lambda_source = self._lambdas(
+            lambda_recon, lambda_task
         )
         self.lambda_recon = linear_schedule(*self.lambda_recon_pair, self.index, self.num_cuts)
         self.lambda_task = linear_schedule(*self.lambda_task_pair, self.index, self.num_cuts)
@@ -323,6 +288,30 @@ class InfoProObjective(_CutObjective):
             if self.lambda_task > 0
             else None
         )
+
+    def _lambdas(self, lambda_recon: Any, lambda_task: Any) -> tuple[tuple, tuple, str]:
+        """The ``(first, last)`` weights: the user's, else the reference code's for this network, data and K."""
+        context = self.context
+        default = paper_lambdas(
+            self.num_cuts, backbone=context.backbone, dataset=context.dataset, named_plan=context.named_plan
+        )
+        recon = (
+            default.lambda_recon
+            if lambda_recon is None
+            else parse_pair(self.owner, "lambda_recon", lambda_recon)
+        )
+        task = (
+            default.lambda_task if lambda_task is None else parse_pair(self.owner, "lambda_task", lambda_task)
+        )
+        if lambda_recon is not None and lambda_task is not None:
+            return recon, task, "given"
+        source = default.describe()
+        if lambda_recon is not None or lambda_task is not None:
+            source = (
+                f"{'lambda_recon' if lambda_task is None else 'lambda_task'} given, the other from {source}"
+            )
+        log.debug("%s: lambdas from %s", self.owner, source)
+        return recon, task, source
 
     def _init_reconstruction(self, widen: float, interpolate: str) -> None:
         owner, context = self.owner, self.context
@@ -402,7 +391,8 @@ class InfoProObjective(_CutObjective):
     def extra_repr(self) -> str:
         return (
             f"{self.owner}, {self.layout.describe()}, lambda_recon={self.lambda_recon:g}, "
-            f"lambda_task={self.lambda_task:g}, task_loss={self.task_loss}, recon={self.recon}"
+            f"lambda_task={self.lambda_task:g} ({self.lambda_source}), task_loss={self.task_loss}, "
+            f"recon={self.recon}"
         )
 
 

@@ -54,6 +54,14 @@ def _int(owner: str, field: str, value: Any, minimum: int) -> int:
     return number
 
 
+def _name(owner: str, field: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{owner}: {field} must be a non-empty string or None, got {value!r}")
+    return value
+
+
 def _choice(owner: str, field: str, value: Any, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{owner}: unknown {field} {value!r}; expected one of {', '.join(choices)}")
@@ -81,6 +89,17 @@ class CutContext:
             ``(B, H, W)``, 255 ignored).
         index: 0-based index of this cut, ``0 .. num_cuts - 1``.
         num_cuts: number of cuts (``K - 1``).
+        backbone: the name the model was created under (a ``splitnet.backbones`` entry
+            such as ``"cifar_resnet110"``, or a timm model name), or ``None`` when unknown.
+        dataset: the ``splitnet.datasets`` name of the training data (``"cifar10"``), or
+            ``None`` when unknown.
+        named_plan: when the cuts are one of the model's hand-picked plans (its
+            ``named_plans``, e.g. ``"infopro"`` or ``"infopro*"`` on the CIFAR ResNets), that
+            plan's name; ``None`` for any other cuts, and while cuts are still being costed.
+
+    ``backbone``, ``dataset`` and ``named_plan`` let an objective pick defaults tuned for
+    that network, data and split (InfoPro's loss weights); splitnet's trainer and command
+    line fill them.
 
     Raises:
         TypeError: a field of the wrong type (a float where an int belongs, ...).
@@ -104,6 +123,9 @@ class CutContext:
     task: str = "classification"
     index: int = 0
     num_cuts: int = 1
+    backbone: str | None = None
+    dataset: str | None = None
+    named_plan: str | None = None
 
     def __post_init__(self) -> None:
         owner = "CutContext"
@@ -119,6 +141,9 @@ class CutContext:
             "task": _choice(owner, "task", self.task, TASKS),
             "index": _int(owner, "index", self.index, 0),
             "num_cuts": _int(owner, "num_cuts", self.num_cuts, 1),
+            "backbone": _name(owner, "backbone", self.backbone),
+            "dataset": _name(owner, "dataset", self.dataset),
+            "named_plan": _name(owner, "named_plan", self.named_plan),
         }
         if (fields["input_mean"] is None) != (fields["input_std"] is None):
             raise ValueError(f"{owner}: give both input_mean and input_std, or neither")

@@ -27,6 +27,7 @@ from localkit_registry import (
 )
 
 from ._backbones import backbone_provenance, create_backbone, list_backbones
+from ._blocks import block_cuts
 from ._build import HeadedModel, attach_head
 from ._config import TrainConfig
 from ._datasets import DatasetLayoutError, create_dataset, list_datasets
@@ -74,6 +75,7 @@ __all__ = [
     "UnknownEntryError",
     "attach_head",
     "backbone_provenance",
+    "block_cuts",
     "create_backbone",
     "create_dataset",
     "create_head",

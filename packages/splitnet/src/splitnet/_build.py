@@ -130,6 +130,9 @@ def plan_options(config: TrainConfig, num_classes: int, task: str, mean, std) ->
         "task": task,
         "input_mean": mean,
         "input_std": std,
+        "granularity": config.cut_granularity,
+        "backbone": config.model,
+        "dataset": config.dataset,
         "batch_size": config.batch_size,
         "measure_memory": True,
     }

@@ -37,6 +37,7 @@ IDENTITY = (
     "head_options",
     "k",
     "balance",
+    "cut_granularity",
     "cuts",
     "objective",
     "objective_options",

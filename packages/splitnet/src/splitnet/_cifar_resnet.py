@@ -11,8 +11,9 @@ from __future__ import annotations
 from torch import nn
 
 # Hand-picked cut points of the InfoPro paper (Wang et al., ICLR 2021), from the public
-# reference code's configs: [stage, block] means "after block `block` of layer `stage`",
-# [0, 0] "after the stem". "infopro*" are the memory-balanced splits (CIFAR-10).
+# reference code's networks/configs.py: [stage, block] means "after block `block` of layer
+# `stage`", [0, 0] "after the stem". "infopro" is its InfoPro table; "infopro*" and
+# "infopro*-stl10" its InfoPro_balanced_memory splits for CIFAR-10 and STL-10 (they differ at K=3).
 _PAPER_CUTS = {
     32: {
         "infopro": {
@@ -68,6 +69,11 @@ _PAPER_CUTS = {
             3: [[1, 9], [2, 2]],
             4: [[1, 6], [1, 14], [2, 8]],
         },
+        "infopro*-stl10": {
+            2: [[1, 14]],
+            3: [[1, 8], [2, 1]],
+            4: [[1, 6], [1, 14], [2, 8]],
+        },
     },
 }
 
@@ -110,7 +116,7 @@ class CifarResNet(nn.Module):
 
     Attributes:
         named_plans: the paper's hand-picked cuts for this depth, ``{name: {K: [labels]}}``,
-            usable as ``splitnet.plan(model, 4, balance="infopro")``.
+            usable as ``splitnet.plan(model, 4, balance="infopro")``; all at block outputs.
     """
 
     default_input_size = (3, 32, 32)
@@ -141,7 +147,7 @@ class CifarResNet(nn.Module):
             name: {k: [_cut_label(*c) for c in cuts] for k, cuts in plans.items()}
             for name, plans in _PAPER_CUTS.get(depth, {}).items()
         }
-        for m in self.modules():
+        for m in self.modules():  # as the reference initialises it: normal(0, sqrt(2 / (k * k * out)))
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):

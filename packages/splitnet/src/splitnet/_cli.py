@@ -73,12 +73,27 @@ def _add_plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cuts", nargs="+", metavar="CUT", help="explicit cut points (module paths), in forward order"
     )
+    p.add_argument(
+        "--cut-granularity",
+        choices=("block", "node"),
+        default="block",
+        help="block: cut only where a block of the model ends or begins (default); node: at any "
+        "cut point of the traced graph, inside blocks too",
+    )
     p.add_argument("--budget-mib", type=float, help="smallest K whose peak saved memory fits this many MiB")
     p.add_argument("--batch-size", type=int, default=None, help="batch size the memory figures refer to")
     p.add_argument("--objective", default="greedy", help="splitnet.objectives entry costed at each cut")
     p.add_argument("--objective-opt", action="append", metavar="NAME=VALUE", help="option for the objective")
     p.add_argument("--num-classes", type=int, help="classes of the task (default: from the output shape)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _add_dataset_name(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dataset",
+        help="splitnet.datasets name the plan is for; objectives pick defaults tuned for it "
+        "(InfoPro's loss weights). No data is read.",
+    )
 
 
 def _model_and_input(args):
@@ -122,6 +137,9 @@ def _build_plan(args):
         objective_options=parse_options(args.objective_opt, "--objective-opt"),
         num_classes=args.num_classes,
         task=args.task,
+        granularity=args.cut_granularity,
+        backbone=args.model,
+        dataset=args.dataset,
         measure_memory=True,
     )
     return model, x, p
@@ -160,12 +178,14 @@ def _cmd_list(args) -> int:
 
 def _cmd_plan(args) -> int:
     if args.list_cuts:
+        from ._blocks import block_cuts
         from ._trace import trace
 
         chain = trace(*_model_and_input(args))
+        shown = block_cuts(chain) if args.cut_granularity == "block" else chain.cuts
         rows = [
             {"index": c.index, "label": c.label, "aliases": list(c.aliases), "shape": list(c.shape[1:])}
-            for c in chain.cuts
+            for c in shown
         ]
         if args.json:
             print(json.dumps(rows, indent=2))
@@ -174,7 +194,13 @@ def _cmd_plan(args) -> int:
                 print(f"{r['index']:4d}  {r['label']:40s}  {'x'.join(map(str, r['shape']))}")
         return 0
     _, _, p = _build_plan(args)
-    print(json.dumps({"model": args.model, **p.to_dict()}, indent=2) if args.json else p.table())
+    objectives = p.objective_descriptions()
+    if args.json:
+        print(json.dumps({"model": args.model, **p.to_dict(), "objectives": objectives}, indent=2))
+    else:
+        print(p.table())
+        if objectives:
+            print("\nobjective at each cut:\n" + "\n".join(f"  {line}" for line in objectives))
     return 0
 
 
@@ -196,6 +222,7 @@ def _cmd_memory(args) -> int:
             "input_size": list(x.shape[1:]),
             "batch_size": p.batch_size,
             "device": args.device,
+            "dataset": args.dataset,
         }
         e2e = measure_peak({**common, "mode": "e2e"})
         local = measure_peak(
@@ -203,6 +230,7 @@ def _cmd_memory(args) -> int:
                 **common,
                 "mode": "local",
                 "cuts": [c.label for c in p.cuts],
+                "granularity": p.granularity,
                 "objective": p.objective,
                 "objective_options": p.objective_options,
             }
@@ -295,7 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="show where a model is cut into K local modules")
     _add_model_args(p)
     _add_plan_args(p)
-    p.add_argument("--list-cuts", action="store_true", help="list every cut point instead")
+    p.add_argument(
+        "--list-cuts", action="store_true", help="list the cut points (of --cut-granularity) instead"
+    )
+    _add_dataset_name(p)
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("memory", help="saved-for-backward ledger (and real peak) of local vs end-to-end")
@@ -303,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan_args(p)
     p.add_argument("--real", action="store_true", help="also measure the real peak in fresh subprocesses")
     p.add_argument("--device", default="cpu", help="device for --real (cpu or cuda)")
+    _add_dataset_name(p)
     p.set_defaults(func=_cmd_memory)
 
     p = sub.add_parser("train", help="train end-to-end (--k 1) or locally (--k K --objective ...)")

@@ -54,6 +54,7 @@ class TrainConfig:
     head_options: dict = field(default_factory=dict)
     k: int = 1
     balance: str = "memory"
+    cut_granularity: str = "block"
     cuts: list[str] | None = None
     objective: str = "greedy"
     objective_options: dict = field(default_factory=dict)
@@ -89,6 +90,10 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
         if self.schedule not in ("cosine", "poly", "constant"):
             raise ValueError(f"schedule must be 'cosine', 'poly' or 'constant', got {self.schedule!r}")
+        if self.cut_granularity not in ("block", "node"):
+            raise ValueError(
+                f"cut_granularity (--cut-granularity) must be 'block' or 'node', got {self.cut_granularity!r}"
+            )
         if self.amp not in (None, "bf16", "fp16"):
             raise ValueError(f"amp must be 'bf16' or 'fp16' (or unset), got {self.amp!r}")
         for name in ("model", "dataset", "eval_split", "balance", "objective", "device", "out"):

@@ -3,7 +3,8 @@
 Every builder returns ``cost[a][b]`` for a stage made of pieces ``a .. b-1`` of a chain of
 ``n`` pieces (``inf`` where ``b <= a``):
 
-* ``even``: the number of pieces in the stage.
+* ``even``: the number of units in the stage: pieces, or runs of pieces between the
+  allowed cuts (at block granularity, blocks).
 * ``memory``: the stage's peak saved-for-backward bytes at the planned batch size, its cut
   tensor and its objective's auxiliary nets included (from the ledger, ``_memory.py``).
 * ``time``: the stage's forward+backward seconds plus its objective's at the cut it ends on
@@ -21,10 +22,25 @@ from collections.abc import Collection, Sequence
 from ._memory import MemoryLedger
 
 
-def even_costs(num_pieces: int) -> list[list[float]]:
-    """``cost[a][b] = b - a``: the largest stage has as few pieces as possible."""
+def even_costs(num_pieces: int, boundaries: Collection[int] | None = None) -> list[list[float]]:
+    """The number of units of every stage: the largest stage has as few units as possible.
+
+    A unit is a piece, or with ``boundaries`` (the cut indices a stage may end at; cut ``i``
+    lies after piece ``i``) a run of pieces from one boundary to the next, so that at block
+    granularity an even plan counts blocks. ``cost[a][b] = b - a`` without ``boundaries``.
+
+    Example:
+        >>> even_costs(4, boundaries={1})[0]
+        [inf, 1.0, 1.0, 2.0, 2.0]
+    """
+    inside = set(range(num_pieces - 1)) if boundaries is None else set(boundaries)
+    # prefix[i]: boundaries among cuts 0 .. i-1
+    prefix = [0]
+    for i in range(num_pieces):
+        prefix.append(prefix[-1] + (i in inside))
     return [
-        [float(b - a) if b > a else math.inf for b in range(num_pieces + 1)] for a in range(num_pieces + 1)
+        [float(1 + prefix[b - 1] - prefix[a]) if b > a else math.inf for b in range(num_pieces + 1)]
+        for a in range(num_pieces + 1)
     ]
 
 

@@ -9,7 +9,12 @@ through torchvision (its URLs, md5 checksums and downloader).
 
 Every dataset yields ``(image, target)`` and carries ``num_classes``, ``task``, ``mean``
 and ``std`` (the normalisation its transform applied, which reconstruction objectives
-undo).
+undo). CIFAR, SVHN and STL-10 are normalised and augmented as the InfoPro reference code
+does (its ``train.py``): CIFAR with the mean and std ``(125.3, 123.0, 113.9) / 255`` and
+``(63.0, 62.1, 66.7) / 255``, a random 32x32 crop of the image padded by 4 reflected pixels
+and a horizontal flip; SVHN with mean and std 0.5, a random 32x32 crop of the image
+zero-padded by 2, no flip (flips change digits); STL-10 likewise normalised, a random 96x96
+crop of the image zero-padded by 4 and a flip. Test splits are only normalised.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ from ._registries import DATASETS
 
 log = logging.getLogger(__name__)
 
-CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-SVHN_MEAN, SVHN_STD = (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)
-STL_MEAN, STL_STD = (0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713)
+# the InfoPro reference code's train.py: CIFAR's statistics in 0..255, 127.5 for SVHN and STL-10
+CIFAR_MEAN = tuple(x / 255 for x in (125.3, 123.0, 113.9))
+CIFAR_STD = tuple(x / 255 for x in (63.0, 62.1, 66.7))
+SVHN_MEAN = SVHN_STD = STL_MEAN = STL_STD = (0.5, 0.5, 0.5)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -82,16 +88,34 @@ def _check_split(split: str, allowed=("train", "test")) -> None:
         raise ValueError(f"unknown split {split!r}: choose one of {', '.join(allowed)}")
 
 
-def _transforms(train: bool, size: int, mean, std, flip: bool, padding: int):
+def _transforms(train: bool, size: int, mean, std, flip: bool, padding: int, padding_mode: str = "constant"):
     from torchvision import transforms as T
 
     steps = []
     if train:
-        steps.append(T.RandomCrop(size, padding=padding))
+        steps.append(T.RandomCrop(size, padding=padding, padding_mode=padding_mode))
         if flip:
             steps.append(T.RandomHorizontalFlip())
     steps += [T.ToTensor(), T.Normalize(mean, std)]
     return T.Compose(steps)
+
+
+def cifar_transform(train: bool):
+    """CIFAR-10/100's transform: normalised with the reference's statistics; training images
+    cropped at random from the image padded by 4 reflected pixels, and flipped."""
+    return _transforms(train, 32, CIFAR_MEAN, CIFAR_STD, flip=True, padding=4, padding_mode="reflect")
+
+
+def svhn_transform(train: bool):
+    """SVHN's transform: normalised with mean and std 0.5; training images cropped at random
+    from the image zero-padded by 2, never flipped."""
+    return _transforms(train, 32, SVHN_MEAN, SVHN_STD, flip=False, padding=2)
+
+
+def stl10_transform(train: bool):
+    """STL-10's transform: normalised with mean and std 0.5; training images cropped at random
+    from the image zero-padded by 4, and flipped."""
+    return _transforms(train, 96, STL_MEAN, STL_STD, flip=True, padding=4)
 
 
 class _Wrapped(Dataset):
@@ -209,7 +233,7 @@ def _cifar(root, split, download, augment, name, folder, files, label_key, num_c
         official = CIFAR10 if num_classes == 10 else CIFAR100
         _download(name, root, official.url, official.filename, official.tgz_md5, extract=True)
     images, labels = _read_cifar(root / folder, files[split], label_key)
-    tf = _transforms(split == "train" and augment, 32, CIFAR_MEAN, CIFAR_STD, flip=True, padding=4)
+    tf = cifar_transform(split == "train" and augment)
     return ArrayImages(images, labels, tf, num_classes, CIFAR_MEAN, CIFAR_STD)
 
 
@@ -247,7 +271,7 @@ def svhn(root, split, *, download: bool = False, augment: bool = True) -> Datase
     if download and not (root / f"{split}_32x32.mat").exists():
         url, filename, md5 = SVHN.split_list[split]
         _download("svhn", root, url, filename, md5, extract=False)
-    tf = _transforms(split == "train" and augment, 32, SVHN_MEAN, SVHN_STD, flip=False, padding=2)
+    tf = svhn_transform(split == "train" and augment)
     return _Wrapped(SVHN(str(root), split=split, transform=tf), 10, SVHN_MEAN, SVHN_STD)
 
 
@@ -262,7 +286,7 @@ def stl10(root, split, *, download: bool = False, augment: bool = True) -> Datas
     root = _require(root, "stl10", "stl10_binary/", "stl10_binary", download)
     if download and not (root / "stl10_binary").exists():
         _download("stl10", root, STL10.url, STL10.filename, STL10.tgz_md5, extract=True)
-    tf = _transforms(split == "train" and augment, 96, STL_MEAN, STL_STD, flip=True, padding=12)
+    tf = stl10_transform(split == "train" and augment)
     return _Wrapped(STL10(str(root), split=split, transform=tf), 10, STL_MEAN, STL_STD)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,10 +12,12 @@ import torch
 from torch import nn
 
 from ._errors import NonFiniteLossError, SplitError
-from ._objectives import check_targets, create_objective
+from ._objectives import check_targets, create_objective, describe_objective
 from ._plan import Plan, default_task_loss
 from ._plan import plan as make_plan
 from ._registries import OBJECTIVES
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -283,7 +286,9 @@ def split(
             ignoring label 255 for segmentation).
 
     Returns:
-        A :class:`LocalNet` whose stages share parameters with ``model``.
+        A :class:`LocalNet` whose stages share parameters with ``model``. The objective built
+        at each cut, with its settings (InfoPro's loss weights and where they come from), is
+        logged at INFO level.
 
     Raises:
         SplitError: the plan belongs to another model.
@@ -311,6 +316,8 @@ def split(
     objectives = [
         create_objective(name, context(cut, i, plan.k - 1), **options) for i, cut in enumerate(plan.cuts)
     ]
+    for i, (cut, built) in enumerate(zip(plan.cuts, objectives)):
+        log.info("cut %d of %d (%s): %s", i + 1, plan.k - 1, cut.label, describe_objective(built))
     device = next(model.parameters()).device
     objectives = [o.to(device) for o in objectives]
     return LocalNet(

@@ -57,6 +57,18 @@ def create_objective(name: str, context: CutContext, **options) -> nn.Module:
     return instantiate(OBJECTIVES, name, context, **options)
 
 
+def describe_objective(objective: nn.Module) -> str:
+    """One line naming an objective and its settings (its class and ``extra_repr``).
+
+    Example:
+        >>> import splitnet
+        >>> context = splitnet.CutContext(feature_shape=(16, 32, 32), num_classes=10)
+        >>> describe_objective(splitnet.create_objective("greedy", context))
+        'GreedyObjective(classification, 16 channels -> 10 classes)'
+    """
+    return f"{type(objective).__name__}({objective.extra_repr()})"
+
+
 def check_targets(targets: torch.Tensor, num_classes: int, task: str, where: str) -> None:
     """Raise a clear error when class labels fall outside ``0 .. num_classes - 1``."""
     if targets.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
@@ -88,12 +100,16 @@ class GreedyObjective(nn.Module):
         super().__init__()
         self.task = task
         self.num_classes = num_classes
+        self.channels = channels
         if task == "segmentation":
             if layout != "NCHW":
                 raise ValueError(f"greedy segmentation objective needs NCHW features, got {layout}")
             self.head = nn.Conv2d(channels, num_classes, 1)
         else:
             self.head = nn.Sequential(GlobalPool(layout), nn.Linear(channels, num_classes))
+
+    def extra_repr(self) -> str:
+        return f"{self.task}, {self.channels} channels -> {self.num_classes} classes"
 
     def forward(self, features: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = self.head(features)

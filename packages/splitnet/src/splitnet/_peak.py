@@ -35,8 +35,10 @@ def measure_peak(spec: dict, timeout: float = 1800.0) -> dict:
     Args:
         spec: ``model`` (a backbone name), ``model_options``, ``input_size`` ``[C, H, W]``,
             ``batch_size``, ``mode`` (``"e2e"`` or ``"local"``), and for local mode ``cuts``
-            (labels), ``objective``, ``objective_options``; optional ``device`` (``"cpu"``,
-            ``"cuda"``), ``threads``.
+            (labels), ``objective``, ``objective_options``, optional ``granularity``
+            (``"block"``; ``"node"`` for cuts inside blocks) and ``dataset`` (the name the
+            objective picks its defaults by); optional ``device`` (``"cpu"``, ``"cuda"``),
+            ``threads``.
         timeout: seconds before the measurement is abandoned.
 
     Returns:
@@ -92,6 +94,9 @@ def _run(spec: dict) -> dict:
             cuts=spec["cuts"],
             objective=spec.get("objective", "greedy"),
             objective_options=spec.get("objective_options", {}),
+            granularity=spec.get("granularity", "block"),
+            backbone=spec["model"],
+            dataset=spec.get("dataset"),
             example_input=x[:2],
             measure_memory=False,
         )

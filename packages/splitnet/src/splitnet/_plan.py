@@ -1,10 +1,13 @@
 """Plans: where to cut a model into K local modules.
 
-Balances: ``even`` (equal numbers of pieces), ``memory`` (minimise the largest stage's
+Balances: ``even`` (equal numbers of blocks), ``memory`` (minimise the largest stage's
 saved-for-backward bytes, objective auxiliary nets included, by an exact min-max contiguous
 partition), ``time`` (minimise the slowest stage's forward+backward time, for pipelining),
 a named plan the model carries (the paper's ``infopro`` / ``infopro*`` cuts for the CIFAR
 ResNets), explicit ``cuts``, or a memory ``budget_bytes`` (the smallest K that fits).
+
+Plans cut at block boundaries (``granularity="block"``, see ``_blocks.py``); with
+``granularity="node"`` every cut point of the traced graph may be used, inside blocks too.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from torch import nn
 
 from localkit_registry import CutContext, RegistryError
 
+from ._blocks import GRANULARITIES, block_cuts
 from ._costs import even_costs, memory_costs, only_at, time_costs
 from ._errors import SplitError
 from ._layout import infer_layout, token_grid
 from ._memory import MemoryLedger, measure_ledger, measure_times
-from ._objectives import create_objective, segmentation_loss
+from ._objectives import create_objective, describe_objective, segmentation_loss
 from ._partition import iter_min_max_partitions, min_max_partition
 from ._trace import Chain, CutPoint, trace
 
@@ -78,6 +82,9 @@ class PlanContext:
     task: str = "classification"
     input_mean: tuple[float, ...] | None = None
     input_std: tuple[float, ...] | None = None
+    backbone: str | None = None
+    dataset: str | None = None
+    named_plan: str | None = None
 
     def __call__(self, cut: CutPoint, index: int, num_cuts: int) -> CutContext:
         input_shape = tuple(self.chain.input_shape[1:])
@@ -97,6 +104,9 @@ class PlanContext:
             task=self.task,
             index=index,
             num_cuts=num_cuts,
+            backbone=self.backbone,
+            dataset=self.dataset,
+            named_plan=self.named_plan,
         )
 
 
@@ -133,6 +143,7 @@ class Plan:
         batch_size: the batch size memory figures refer to.
         ledger: saved-bytes ledger (``None`` when not measured).
         times: (piece seconds, objective seconds per cut) when measured.
+        granularity: ``"block"`` (cuts only at block boundaries) or ``"node"``.
     """
 
     chain: Chain
@@ -144,6 +155,7 @@ class Plan:
     batch_size: int
     ledger: MemoryLedger | None = None
     times: tuple[list[float], list[float]] | None = None
+    granularity: str = "block"
     _costs: list[list[float]] | None = field(default=None, repr=False)
 
     @property
@@ -194,6 +206,8 @@ class Plan:
         return {
             "k": self.k,
             "balance": self.balance,
+            "granularity": self.granularity,
+            "named_plan": self.context.named_plan,
             "objective": self.objective,
             "objective_options": self.objective_options,
             "cuts": [c.label for c in self.cuts],
@@ -212,6 +226,21 @@ class Plan:
             "ratio": None if local is None else local / self.e2e_bytes,
             "per_stage_seconds": self.stage_seconds,
         }
+
+    def objective_descriptions(self) -> list[str]:
+        """One line per cut: the objective :func:`splitnet.split` builds there, with its settings.
+
+        The objectives are built as ``split`` builds them (each cut's index among the K - 1),
+        so the line shows the values in force, such as InfoPro's loss weights at that cut.
+        """
+        return [
+            f"{cut.label}: {describe_objective(self._objective_at(i))}" for i, cut in enumerate(self.cuts)
+        ]
+
+    def _objective_at(self, i: int) -> nn.Module:
+        return create_objective(
+            self.objective, self.context(self.cuts[i], i, self.k - 1), **self.objective_options
+        )
 
     def _cut_label(self, index: int) -> str:
         if index < 0:
@@ -243,7 +272,7 @@ class Plan:
         lines.insert(1, "  ".join("-" * w for w in widths))
         head = (
             f"{type(self.chain.model).__name__}: K={self.k}, balance={self.balance}, "
-            f"objective={self.objective}, batch size {self.batch_size}"
+            f"{self.granularity} granularity, objective={self.objective}, batch size {self.batch_size}"
         )
         if self.ledger is not None:
             local = max(stage_bytes)
@@ -254,12 +283,20 @@ class Plan:
         return head + "\n" + "\n".join(lines)
 
 
-def _build_objectives(context: PlanContext, name: str, options: dict, cut_indices) -> tuple[dict, dict]:
+def _build_objectives(
+    context: PlanContext, name: str, options: dict, cut_indices, final: bool
+) -> tuple[dict, dict]:
+    """The objective at each of ``cut_indices``, keyed by cut index, and why it failed where it did.
+
+    ``final``: the cuts are the plan's own, so each objective is told its place among them;
+    otherwise they are candidates, each told its place among all the chain's cut points.
+    """
     built, failures = {}, {}
-    num_cuts = len(context.chain.cuts)
-    for i in cut_indices:
+    num_cuts = len(cut_indices) if final else len(context.chain.cuts)
+    for j, i in enumerate(cut_indices):
         try:
-            built[i] = create_objective(name, context(context.chain.cuts[i], i, num_cuts), **options)
+            cut = context.chain.cuts[i]
+            built[i] = create_objective(name, context(cut, j if final else i, num_cuts), **options)
         except RegistryError:
             raise  # a misspelled option or a broken plugin fails at every cut: never skip one
         except (ValueError, TypeError, NotImplementedError, RuntimeError) as exc:
@@ -283,6 +320,9 @@ def plan(
     task: str = "classification",
     input_mean: Sequence[float] | None = None,
     input_std: Sequence[float] | None = None,
+    granularity: str = "block",
+    backbone: str | None = None,
+    dataset: str | None = None,
     leaf_modules: Sequence[type | str] = (),
     measure_memory: bool = True,
     chain: Chain | None = None,
@@ -292,8 +332,8 @@ def plan(
     Args:
         model: the model to split (any traceable ``nn.Module`` or ``nn.Sequential``).
         k: number of local modules. Not needed with ``cuts`` or ``budget_bytes``.
-        balance: ``"even"``, ``"memory"``, ``"time"``, or a name in ``model.named_plans``
-            (``"infopro"``, ``"infopro*"`` on the CIFAR ResNets).
+        balance: ``"even"`` (equal numbers of blocks), ``"memory"``, ``"time"``, or a name in
+            ``model.named_plans`` (``"infopro"``, ``"infopro*"`` on the CIFAR ResNets).
         cuts: explicit cut points (module paths such as ``"layer2.3"``, or cut indices), in
             forward order; overrides ``k`` and ``balance``.
         budget_bytes: pick the smallest K whose memory-balanced peak saved bytes at
@@ -308,6 +348,13 @@ def plan(
         num_classes: classes of the task (default: from the output shape).
         task: ``"classification"`` or ``"segmentation"``.
         input_mean, input_std: the normalisation of the inputs (for reconstruction objectives).
+        granularity: ``"block"`` (default): cut only at block boundaries, where a block of the
+            model (a stem, stage, residual or transformer block, a child of an
+            ``nn.Sequential`` model) ends or begins; ``"node"``: at any cut point of the traced
+            graph, inside blocks too (after a residual addition, before its activation).
+        backbone: the name the model was created under (``"cifar_resnet110"``); objectives
+            read it to pick defaults tuned for that network (InfoPro's loss weights).
+        dataset: the ``splitnet.datasets`` name of the training data, read the same way.
         leaf_modules: module classes or names to keep opaque when tracing.
         measure_memory: measure the saved-bytes ledger (needed by ``memory`` and budgets;
             cheap: two forward passes at batch 2 and 4).
@@ -318,7 +365,8 @@ def plan(
 
     Raises:
         SplitError: ``k`` larger than the cut points allow, cuts out of order or unknown,
-            an unknown balance, a budget nothing fits, an input the model rejects, a
+            a cut inside a block with ``granularity="block"``, an unknown balance or
+            granularity, a budget nothing fits, an input the model rejects, a
             ``batch_size`` or ``num_classes`` below 1, a ``budget_bytes`` not above 0.
         TraceFailure: the model cannot be traced.
 
@@ -326,8 +374,8 @@ def plan(
         >>> import splitnet
         >>> model = splitnet.create_backbone("cifar_resnet20")
         >>> p = splitnet.plan(model, 2, balance="memory")
-        >>> p.k, len(p.cuts)
-        (2, 1)
+        >>> p.k, [cut.label for cut in p.cuts]
+        (2, ['layer1.2'])
     """
     objective_options = dict(objective_options or {})
     _check_count("batch_size", batch_size, "the example batch's size")
@@ -339,6 +387,11 @@ def plan(
     ):
         raise SplitError(
             f"budget_bytes must be a finite number > 0 (or None: no budget), got {budget_bytes!r}"
+        )
+    if granularity not in GRANULARITIES:
+        raise SplitError(
+            f"unknown granularity {granularity!r}: use 'block' (cuts at block boundaries) or 'node' "
+            "(any cut point, inside blocks too)"
         )
     if example_input is None:
         example_input = example_batch(model, input_size)
@@ -355,12 +408,15 @@ def plan(
         task,
         tuple(input_mean) if input_mean is not None else None,
         tuple(input_std) if input_std is not None else None,
+        backbone,
+        dataset,
     )
     task_loss = default_task_loss(task)
     n = chain.num_pieces
     if batch_size is None:
         batch_size = example_input.shape[0]
     named = getattr(model, "named_plans", {}) or {}
+    allowed = {c.index for c in block_cuts(chain)} if granularity == "block" else set(range(n - 1))
 
     def make_batch(b: int):
         # rows of the example itself: measurement batches have the values real inputs have
@@ -368,9 +424,9 @@ def plan(
         x = example_input[rows].clone()
         return x, _targets(num_classes, task, x)
 
+    chosen = cuts is not None or balance in named
     if cuts is not None:
         ends = _explicit_ends(chain, cuts)
-        used = [e - 1 for e in ends[:-1]]
         balance = "explicit"
     elif balance in named:
         if k not in named[balance]:
@@ -379,16 +435,20 @@ def plan(
                 f"{sorted(named[balance])}, not K={k}"
             )
         ends = _explicit_ends(chain, named[balance][k])
-        used = [e - 1 for e in ends[:-1]]
     elif balance not in BALANCES and budget_bytes is None:
         raise SplitError(
             f"unknown balance {balance!r}: use one of {', '.join(BALANCES)}"
             + (f" or a named plan of this model ({', '.join(named)})" if named else "")
         )
+    if chosen:
+        used = [e - 1 for e in ends[:-1]]
+        _check_granularity(chain, used, allowed)
+        # asked for by name: that name, even where another named plan has the same cuts
+        context.named_plan = balance if cuts is None else _named_plan_of(chain, named, used)
     else:
-        used = range(n - 1)
-    objectives, failures = _build_objectives(context, objective, objective_options, used)
-    if cuts is not None or balance in named:
+        used = sorted(allowed)
+    objectives, failures = _build_objectives(context, objective, objective_options, used, final=chosen)
+    if chosen:
         bad = [i for i in used if i in failures]
         if bad:
             raise SplitError(
@@ -402,15 +462,51 @@ def plan(
     if balance == "time":
         # per-sample costs dominate only at real batch sizes: time at the batch the plan is for
         times = measure_times(chain, objectives, task_loss, *make_batch(min(batch_size, TIME_BATCH_CAP)))
-    if cuts is None and balance not in named:
-        usable = [i for i in range(n - 1) if i not in failures]
+    if not chosen:
+        usable = [i for i in used if i not in failures]
         if budget_bytes is not None:
-            k, ends, balance = _fit_budget(
-                ledger, batch_size, budget_bytes, len(usable), type(model).__name__
-            )
+            k, ends, balance = _fit_budget(ledger, batch_size, budget_bytes, usable, type(model).__name__)
         else:
-            ends = _balanced_ends(chain, k, balance, ledger, batch_size, times, usable, failures, objective)
-    return Plan(chain, ends, balance, objective, objective_options, context, batch_size, ledger, times)
+            ends = _balanced_ends(
+                chain, k, balance, ledger, batch_size, times, usable, failures, objective, granularity
+            )
+        context.named_plan = _named_plan_of(chain, named, [e - 1 for e in ends[:-1]])
+    return Plan(
+        chain,
+        ends,
+        balance,
+        objective,
+        objective_options,
+        context,
+        batch_size,
+        ledger,
+        times,
+        granularity=granularity,
+    )
+
+
+def _check_granularity(chain: Chain, used: Sequence[int], allowed: set[int]) -> None:
+    inside = [i for i in used if i not in allowed]
+    if not inside:
+        return
+    label = chain.cuts[inside[0]].label
+    before = [chain.cuts[i].label for i in sorted(allowed) if i < inside[0]][-1:]
+    after = [chain.cuts[i].label for i in sorted(allowed) if i > inside[0]][:1]
+    nearby = " or ".join(repr(x) for x in before + after)
+    raise SplitError(
+        f"cut '{label}' lies inside a block, and plans cut at block boundaries by default"
+        + (f" (the nearest are {nearby})" if nearby else "")
+        + ": choose a block boundary, or pass granularity='node' (--cut-granularity node) to cut inside blocks"
+    )
+
+
+def _named_plan_of(chain: Chain, named: dict, used: Sequence[int]) -> str | None:
+    """The name of the model's hand-picked plan whose cuts are exactly ``used``, if any."""
+    for name, by_k in named.items():
+        labels = by_k.get(len(used) + 1)
+        if labels is not None and [chain.find(label).index for label in labels] == list(used):
+            return name
+    return None
 
 
 def _check_count(name: str, value, unset: str) -> None:
@@ -439,7 +535,9 @@ def _explicit_ends(chain: Chain, cuts: Sequence[str | int]) -> list[int]:
     return [i + 1 for i in indices] + [chain.num_pieces]
 
 
-def _balanced_ends(chain, k, balance, ledger, batch_size, times, usable, failures, objective) -> list[int]:
+def _balanced_ends(
+    chain, k, balance, ledger, batch_size, times, usable, failures, objective, granularity
+) -> list[int]:
     n = chain.num_pieces
     if k is None:
         raise SplitError("pass k (the number of local modules), cuts=[...] or budget_bytes=")
@@ -451,25 +549,31 @@ def _balanced_ends(chain, k, balance, ledger, batch_size, times, usable, failure
             if failures
             else ""
         )
+        where = (
+            " at block boundaries (granularity='node' also cuts inside blocks)"
+            if granularity == "block"
+            else ""
+        )
         raise SplitError(
             f"K={k} needs {k - 1} cut points but {type(chain.model).__name__} has only {len(usable)} "
-            f"usable ones{why}: choose K <= {len(usable) + 1}"
+            f"usable ones{where}{why}: choose K <= {len(usable) + 1}"
         )
     if balance == "memory":
         cost = memory_costs(ledger, batch_size)
     elif balance == "time":
         cost = time_costs(*times)
     else:
-        cost = even_costs(n)
+        cost = even_costs(n, boundaries={*usable, *failures})
     _, ends = min_max_partition(only_at(cost, set(usable)), k)
     if not ends:
         raise SplitError(f"no {balance}-balanced plan with K={k} exists for {type(chain.model).__name__}")
     return ends
 
 
-def _fit_budget(ledger: MemoryLedger, batch_size: int, budget: int, usable: int, name: str):
+def _fit_budget(ledger: MemoryLedger, batch_size: int, budget: int, usable: list[int], name: str):
     best = math.inf
-    for k, value, ends in iter_min_max_partitions(memory_costs(ledger, batch_size), usable + 1):
+    cost = only_at(memory_costs(ledger, batch_size), set(usable))
+    for k, value, ends in iter_min_max_partitions(cost, len(usable) + 1):
         best = min(best, value)
         if value <= budget:
             return k, ends, "memory"
