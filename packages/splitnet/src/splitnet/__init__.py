@@ -43,6 +43,8 @@ from ._heads import create_head, list_heads
 from ._localnet import LocalNet, StepResult, split
 from ._objectives import create_objective, list_objectives
 from ._plan import Plan, plan
+from ._probe import DepthProbe, ProbeResult, ProbeSettings, load_probe, probe
+from ._probeplot import plot_probe
 from ._trace import Chain, CutPoint, trace
 from ._train import Run, load_run, train
 
@@ -54,6 +56,7 @@ __all__ = [
     "ContractError",
     "CutContext",
     "CutPoint",
+    "DepthProbe",
     "DatasetLayoutError",
     "DuplicateEntryError",
     "HeadContext",
@@ -62,6 +65,8 @@ __all__ = [
     "NonFiniteLossError",
     "OptionError",
     "Plan",
+    "ProbeResult",
+    "ProbeSettings",
     "Run",
     "PluginLoadError",
     "RegistryError",
@@ -83,8 +88,11 @@ __all__ = [
     "list_datasets",
     "list_heads",
     "list_objectives",
+    "load_probe",
     "load_run",
     "plan",
+    "plot_probe",
+    "probe",
     "split",
     "trace",
     "train",
