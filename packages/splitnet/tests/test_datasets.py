@@ -34,6 +34,16 @@ def test_digits_is_real_offline_data_with_a_fixed_split():
     assert torch.equal(again[7][0], test[7][0])
 
 
+def test_digits_per_class_keeps_a_nested_stratified_training_subset():
+    ten = splitnet.create_dataset("digits", None, "train", augment=False, per_class=10)
+    twenty = splitnet.create_dataset("digits", None, "train", augment=False, per_class=20)
+    assert torch.bincount(ten.labels).tolist() == [10] * 10 and len(twenty) == 200
+    assert all(any(torch.equal(image, other) for other in twenty.images) for image in ten.images)
+    assert len(splitnet.create_dataset("digits", None, "test", per_class=10)) == 500
+    with pytest.raises(ValueError, match="digits per_class must be an integer from 1 to 124"):
+        splitnet.create_dataset("digits", None, "train", per_class=125)
+
+
 def write_cifar10(root, n=6):
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)

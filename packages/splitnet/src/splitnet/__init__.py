@@ -44,6 +44,8 @@ from ._heads import create_head, list_heads
 from ._localnet import LocalNet, StepResult, split
 from ._objectives import create_objective, list_objectives
 from ._plan import Plan, plan
+from ._probe import DepthProbe, ProbeResult, ProbeSettings, load_probe, probe
+from ._probeplot import plot_probe
 from ._trace import Chain, CutPoint, trace
 from ._train import Run, load_run, train
 
@@ -55,6 +57,7 @@ __all__ = [
     "ContractError",
     "CutContext",
     "CutPoint",
+    "DepthProbe",
     "DatasetLayoutError",
     "DuplicateEntryError",
     "HeadContext",
@@ -63,6 +66,8 @@ __all__ = [
     "NonFiniteLossError",
     "OptionError",
     "Plan",
+    "ProbeResult",
+    "ProbeSettings",
     "Run",
     "PluginLoadError",
     "RegistryError",
@@ -85,8 +90,11 @@ __all__ = [
     "list_datasets",
     "list_heads",
     "list_objectives",
+    "load_probe",
     "load_run",
     "plan",
+    "plot_probe",
+    "probe",
     "split",
     "trace",
     "train",

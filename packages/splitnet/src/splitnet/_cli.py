@@ -1,4 +1,4 @@
-"""Command line: ``python -m splitnet {list,plan,memory,train,export,demo,summarize} ...``."""
+"""Command line: ``python -m splitnet {list,plan,memory,train,export,demo,summarize,probe} ...``."""
 
 from __future__ import annotations
 
@@ -307,6 +307,63 @@ def _cmd_summarize(args) -> int:
     return 0
 
 
+def _cmd_probe(args) -> int:
+    from dataclasses import fields
+    from pathlib import Path
+
+    from ._probe import SCHEMA, ProbeSettings, check_finished, load_probe, probe
+    from ._runfolder import make_folder, write_json
+
+    settings = ProbeSettings(
+        **{f.name: getattr(args, f.name) for f in fields(ProbeSettings) if getattr(args, f.name) is not None}
+    )
+    if not args.no_plot:
+        from ._probeplot import require_matplotlib
+
+        require_matplotlib()  # before hours of probing, not after
+    # a probe.json is drawn again, not measured again: probes run apart can share one figure
+    sources = [load_probe(p) if p.endswith(".json") else check_finished(p) for p in args.runs]
+    folders = [s for s in sources if isinstance(s, Path)]
+    repeated = sorted({str(f) for f in folders if [g.resolve() for g in folders].count(f.resolve()) > 1})
+    if repeated:
+        raise ValueError(f"run folder(s) given twice: {', '.join(repeated)}; pass each run once")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    make_folder(out)
+    results = []
+    for source in sources:
+        if isinstance(source, list):
+            results.extend(source)
+        else:
+            results.append(
+                probe(source, settings, device=args.device, data_root=args.data_root, progress=not args.quiet)
+            )
+        # written after every run: an interrupted probe keeps what it measured
+        document = {"schema": SCHEMA, "runs": [r.to_dict() for r in results]}
+        write_json(out / "probe.json", document)
+    written = [out / "probe.json"]
+    if not args.no_plot:
+        from ._probeplot import plot_probe
+
+        written.append(plot_probe(results, out / "probe.png"))
+    if args.json:
+        print(json.dumps(document, indent=2, default=str))
+        return 0
+    for result in results:
+        accuracy = "" if result.test_acc is None else f"; its test accuracy {100 * result.test_acc:.1f}%"
+        print(f"\n{result.run}: {result.group}{accuracy}")
+        print(f"{'depth':>5}  {'features':24}  {'stage':>5}  {'linear acc':>10}  {'PSNR dB':>7}")
+        for d in result.depths:
+            psnr = "-" if d.recon_psnr_db is None else f"{d.recon_psnr_db:.2f}"
+            stage = "-" if d.stage is None else str(d.stage)
+            print(f"{d.depth:>5}  {d.label:24}  {stage:>5}  {100 * d.linear_test_acc:>9.1f}%  {psnr:>7}")
+    print(f"\nwrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m splitnet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -411,6 +468,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summarize", help="mean +- std of finished runs, grouped by method and K")
     p.add_argument("runs", nargs="+", help="run folders (each with config.json and metrics.jsonl)")
     p.set_defaults(func=_cmd_summarize)
+
+    p = sub.add_parser(
+        "probe",
+        help="information-flow probe of finished runs: linear accuracy and reconstruction PSNR at every block",
+    )
+    p.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="finished run folders (the --out of train), or probe.json files to draw again without measuring",
+    )
+    p.add_argument("--out", default="runs/probe", help="folder for probe.json and probe.png")
+    p.add_argument("--linear-epochs", type=int, help="epochs of the linear classifier (default 30)")
+    p.add_argument("--linear-lr", type=float, help="its Adam learning rate (default 1e-3)")
+    p.add_argument("--decoder-epochs", type=int, help="epochs of the reconstruction decoder (default 30)")
+    p.add_argument("--decoder-lr", type=float, help="its Adam learning rate (default 1e-3)")
+    p.add_argument("--batch-size", type=int, help="batch size of the probes (default 128)")
+    p.add_argument("--train-samples", type=int, help="fit on this many training images (default: all)")
+    p.add_argument("--seed", type=int, help="seed of the probes' random choices (default 0)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="torch intra-op threads")
+    p.add_argument("--data-root", help="where the runs' dataset lies now, if it moved since training")
+    p.add_argument("--no-plot", action="store_true", help="write probe.json only (no matplotlib needed)")
+    p.add_argument("--json", action="store_true", help="print probe.json instead of tables")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_probe)
     return parser
 
 

@@ -346,13 +346,15 @@ class DigitsDataset(Dataset):
 
     A fixed stratified split: 1,297 training and 500 test images. Training images get a
     random 32x32 crop of the 2-pixel-padded image (no flips: they change digits).
+    ``per_class`` keeps only that many training images of each class (the first ones of a
+    fixed shuffle, so a smaller subset is part of a larger one); the test split is whole.
     """
 
     num_classes = 10
     task = "classification"
     TEST_SIZE = 500
 
-    def __init__(self, split: str, augment: bool = True, size: int = 32):
+    def __init__(self, split: str, augment: bool = True, size: int = 32, per_class: int | None = None):
         _check_split(split)
         try:
             from sklearn.datasets import load_digits
@@ -368,6 +370,20 @@ class DigitsDataset(Dataset):
         is_test = torch.zeros(len(labels), dtype=torch.bool)
         is_test[test] = True
         chosen = is_test if split == "test" else ~is_test
+        if per_class is not None and split == "train":
+            available = min(int((labels[~is_test] == c).sum()) for c in range(10))
+            if (
+                isinstance(per_class, bool)
+                or not isinstance(per_class, int)
+                or not 1 <= per_class <= available
+            ):
+                raise ValueError(
+                    f"digits per_class must be an integer from 1 to {available} (training images of the "
+                    f"rarest class), got {per_class!r}"
+                )
+            kept = torch.cat([order[(labels[order] == c) & ~is_test[order]][:per_class] for c in range(10)])
+            chosen = torch.zeros(len(labels), dtype=torch.bool)
+            chosen[kept] = True
         images = torch.nn.functional.interpolate(
             images[chosen][:, None], size=(size, size), mode="bilinear", align_corners=False
         ).clamp(0, 1)
@@ -388,9 +404,10 @@ class DigitsDataset(Dataset):
         return (image - 0.5) / 0.5, self.labels[index]
 
 
-def digits(root, split, *, augment: bool = True) -> Dataset:
+def digits(root, split, *, augment: bool = True, per_class: int | None = None) -> Dataset:
     """The embedded default: scikit-learn's handwritten digits at 32x32 (``root`` is ignored).
 
-    It ships with scikit-learn, so it has no ``download`` option.
+    It ships with scikit-learn, so it has no ``download`` option. ``per_class=10`` trains
+    on 10 images of each digit (a harder regime: ``--dataset-opt per_class=10``).
     """
-    return DigitsDataset(split, augment=augment)
+    return DigitsDataset(split, augment=augment, per_class=per_class)
