@@ -29,6 +29,7 @@ from ._errors import TrainingError
 from ._localnet import LocalNet
 from ._registries import DATASETS
 from ._runfolder import last_metrics, record_metrics, write_json
+from ._threads import default_threads
 
 
 @dataclass
@@ -69,8 +70,7 @@ def prepare(config: TrainConfig, topology: Topology) -> Session:
         raise TrainingError(
             f"{out} already holds a run (checkpoint.pt): pass --resume to continue it, or choose another --out"
         )
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    torch.set_num_threads(config.threads if config.threads is not None else default_threads())
     device = device_for(topology, config.device)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
