@@ -293,3 +293,11 @@ def _versions() -> dict:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
     return versions
+
+
+def loss_labels(losses) -> str:
+    """The progress bar's losses, each named: ``"loss=0.512"``, or ``"s1=2.301 s2=2.298"`` per stage."""
+    values = [float(v) for v in losses]
+    if len(values) == 1:
+        return f"loss={values[0]:.3f}"
+    return " ".join(f"s{k}={v:.3f}" for k, v in enumerate(values, 1))
