@@ -62,6 +62,7 @@ def test_demo_figure_shows_stages_1_to_k_and_honest_axes():
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from splitnet._demo import _figure
 
     fig = _figure(_rows(), plt)
