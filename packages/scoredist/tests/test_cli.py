@@ -1,10 +1,12 @@
+import argparse
 import json
 
 import pytest
 import torch
 
 from scoredist import FeatureSet
-from scoredist._cli import main
+from scoredist._cli import _parser, main
+from scoredist._train import TrainConfig
 
 COMMON = [
     "--backbone",
@@ -260,3 +262,41 @@ def test_a_misspelled_dataset_option_stops_training_naming_the_accepted_ones(fak
     err = capsys.readouterr().err
     assert err.startswith("error: dataset 'fakeclips' from 'fake-clips 1.0' does not accept option 'frame'")
     assert "did you mean 'frames'?" in err and "'nan_at'" in err
+
+
+def _help_text(capsys, *argv):
+    with pytest.raises(SystemExit) as exit_:
+        _parser().parse_args([*argv, "--help"])
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def _commands():
+    (sub,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices
+
+
+def test_help_lists_every_command_without_markup(capsys):
+    text = _help_text(capsys)
+    assert "`" not in text
+    assert set(_commands()) == {"train", "list", "demo"}
+    for command in _commands():
+        assert f" {command} " in text, command
+
+
+@pytest.mark.parametrize("command", ["train", "list", "demo"])
+def test_every_command_has_a_description_and_helps_every_option(capsys, command):
+    parser = _commands()[command]
+    assert parser.description
+    assert all(action.help for action in parser._actions), [a.dest for a in parser._actions if not a.help]
+    assert "`" not in _help_text(capsys, command)
+
+
+def test_help_shows_defaults_read_from_the_config(capsys):
+    text = _help_text(capsys, "train")
+    assert f"clips per training step (default: {TrainConfig.batch_size}, as the reference)" in text
+    assert f"Adam's learning rate (default: {TrainConfig.lr}, as the reference)" in text
+    assert "--method {usdl,musdl} one score distribution, or one per judge (default: usdl)" in text
+    demo = _help_text(capsys, "demo")
+    assert "--out OUT folder for the report and the clips (default: runs/demo)" in demo
+    assert "--seed SEED seed of both methods' runs (default: 1)" in demo

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import subprocess
 import sys
 
-from splitnet._cli import main, parse_value
+import pytest
+
+from splitnet._cli import build_parser, main, parse_value
+from splitnet._config import TrainConfig
 
 
 def run(capsys, *argv):
@@ -147,3 +152,62 @@ def test_plans_cut_at_block_boundaries_unless_node_granularity_is_asked_for(caps
     assert shown["objectives"] == [
         "layer1.1[add_1]: GreedyObjective(classification, 16 channels -> 10 classes)"
     ]
+
+
+def _help_text(capsys, *argv: str) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([*argv, "--help"])
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def _commands() -> list[str]:
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return list(sub.choices)
+
+
+def test_help_lists_every_command_without_markup(capsys):
+    text = _help_text(capsys)
+    assert "`" not in text
+    assert {"list", "plan", "memory", "train", "demo", "summarize"} <= set(_commands())
+    for command in _commands():
+        assert f" {command} " in text, command
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_command_has_a_description_and_helps_every_option(capsys, command):
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert sub.choices[command].description, command
+    for action in sub.choices[command]._actions:
+        assert action.help, (command, action.dest)
+    assert "`" not in _help_text(capsys, command)
+
+
+def test_train_help_shows_the_config_defaults(capsys):
+    text = _help_text(capsys, "train").split(" options: ", 1)[1]
+    shown = 0
+    for field in dataclasses.fields(TrainConfig):
+        if isinstance(field.default, bool) or field.default in (None, dataclasses.MISSING):
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        if f"{flag} " not in text:
+            continue  # a setting without a flag of its own (options dicts, progress)
+        described = text.split(f"{flag} ", 1)[1].split(" --", 1)[0]
+        assert described.endswith(f"(default: {field.default})"), (flag, described)
+        shown += 1
+    assert shown >= 20
+    assert "--epochs EPOCHS passes over the training split (default: 10)" in text
+    assert "--batch-size BATCH_SIZE examples per training step on each process" in text
+
+
+def test_train_flags_left_out_take_the_config_default():
+    args = build_parser().parse_args(["train", "--model", "cifar_resnet20"])
+    assert (args.epochs, args.lr, args.batch_size, args.out, args.seed) == (None, None, None, None, None)
+
+
+def test_demo_help_describes_the_command_and_its_options(capsys):
+    text = _help_text(capsys, "demo")
+    assert "images.png" in text
+    assert "--epochs EPOCHS epochs of each method (default: 12)" in text
+    assert "--seed SEED seed of every method's run (default: 0)" in text

@@ -178,3 +178,10 @@ def test_summarize_groups_finished_runs_and_names_the_rest(tmp_path):
     row = next(line for line in table.splitlines() if "| greedy |" in line)
     assert "| cifar_resnet20 | greedy | 3 | 2 | 1 |" in row and row.endswith("| 1,2 |")
     assert "1 unfinished run(s) left out" in table and "half" in table
+
+
+def test_progress_bar_names_each_stage_loss():
+    from splitnet._session import loss_labels
+
+    assert loss_labels([torch.tensor(2.30112), torch.tensor(0.5)]) == "s1=2.301 s2=0.500"
+    assert loss_labels([0.25]) == "loss=0.250"

@@ -82,20 +82,53 @@ def _finite(text: str) -> float:
     return value
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default when it has one worth showing (not None, empty or a False switch)."""
+
+    def _get_help_string(self, action):
+        default = action.default
+        if default is None or default is False or default == [] or default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _reference(name: str) -> str:
+    """``(default: 4, as the reference)``: the reference code's value, read from TrainConfig."""
+    return f"(default: {TrainConfig.__dataclass_fields__[name].default}, as the reference)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m scoredist",
-        description="USDL / MUSDL score distribution learning for action quality assessment.",
+        description="USDL / MUSDL score distribution learning for action quality assessment: "
+        "train on a vidio.datasets dataset, list what scoredist can see, or run the demo.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    tr = sub.add_parser("train", help="train USDL or MUSDL on a vidio.datasets dataset")
+    about = "train USDL or MUSDL on a vidio.datasets dataset"
+    tr = sub.add_parser("train", help=about, description=about, formatter_class=_Help)
     tr.add_argument("--dataset", required=True, help="a vidio.datasets entry, e.g. mtl-aqa, jigsaws, csv")
     tr.add_argument("--root", required=True, help="the dataset's root (folder or manifest)")
-    tr.add_argument("--method", choices=METHODS, default="usdl")
+    tr.add_argument(
+        "--method", choices=METHODS, default="usdl", help="one score distribution, or one per judge"
+    )
     tr.add_argument("--backbone", required=True, help="a splitnet.backbones entry, e.g. tiny3d or i3d")
-    tr.add_argument("--backbone-opt", type=_option, action="append", default=[], metavar="NAME=VALUE")
-    tr.add_argument("--dataset-opt", type=_option, action="append", default=[], metavar="NAME=VALUE")
+    tr.add_argument(
+        "--backbone-opt",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="keyword for the backbone factory (repeatable)",
+    )
+    tr.add_argument(
+        "--dataset-opt",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="keyword for the dataset factory (repeatable)",
+    )
     tr.add_argument(
         "--out", type=Path, default=None, help="run folder (default runs/scoredist/DATASET-METHOD)"
     )
@@ -130,16 +163,27 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="mean: the reference's nn.KLDivLoss() (default); batchmean: the true KL (ours)",
     )
-    tr.add_argument("--epochs", type=_integer(1), help="default: the preset's, else 100")
-    tr.add_argument("--batch-size", type=_integer(1), help="default: 4, as the reference")
-    tr.add_argument("--eval-batch-size", type=_integer(1), help="default: 20, as the reference")
-    tr.add_argument("--lr", type=_real(0, low_open=True), help="Adam's learning rate (default 1e-4)")
+    epochs = TrainConfig.__dataclass_fields__["epochs"].default
+    tr.add_argument(
+        "--epochs",
+        type=_integer(1),
+        help=f"passes over the training split (default: the preset's, else {epochs})",
+    )
+    tr.add_argument(
+        "--batch-size", type=_integer(1), help=f"clips per training step {_reference('batch_size')}"
+    )
+    tr.add_argument(
+        "--eval-batch-size",
+        type=_integer(1),
+        help=f"clips per evaluation step {_reference('eval_batch_size')}",
+    )
+    tr.add_argument("--lr", type=_real(0, low_open=True), help=f"Adam's learning rate {_reference('lr')}")
     tr.add_argument(
         "--weight-decay",
         type=_real(0, low_open=False),
         help="Adam's weight decay (default: the preset's for the method, else 0)",
     )
-    tr.add_argument("--seed", type=_integer(0), help="default: 1, as the reference")
+    tr.add_argument("--seed", type=_integer(0), help=f"seed of weights and data order {_reference('seed')}")
     tr.add_argument(
         "--segments",
         type=_integer(1),
@@ -153,8 +197,8 @@ def _parser() -> argparse.ArgumentParser:
         help="frames between segment starts, the last segment ending at the last frame "
         "(default: the preset's; without one, segments are spaced evenly)",
     )
-    tr.add_argument("--train-split", default="train")
-    tr.add_argument("--test-split", default="test")
+    tr.add_argument("--train-split", default="train", help="the dataset's split to train on")
+    tr.add_argument("--test-split", default="test", help="the dataset's split to report")
     tr.add_argument("--val-split", default=None, help="the dataset's own validation split, if it has one")
     tr.add_argument(
         "--val-fraction",
@@ -184,13 +228,23 @@ def _parser() -> argparse.ArgumentParser:
         help="leave the sample with this id out of every split (repeatable)",
     )
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
-    tr.add_argument("--no-progress", action="store_true")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    sub.add_parser("list", help="the rules, backbones and datasets scoredist can see")
+    about = "the rules, backbones and datasets scoredist can see"
+    sub.add_parser("list", help=about, description=about, formatter_class=_Help)
 
-    demo = sub.add_parser("demo", help="USDL and MUSDL on embedded clips (real MTL-AQA judge scores)")
-    demo.add_argument("--out", type=Path, default=Path("runs/demo"))
-    demo.add_argument("--seed", type=_integer(0), default=1)
+    about = "USDL and MUSDL on embedded clips (real MTL-AQA judge scores)"
+    demo = sub.add_parser(
+        "demo",
+        help=about,
+        description=about + ": render one short clip per dive, train both methods on one thread and "
+        "write OUT/aqa.md, aqa.json, aqa.png and the clips under OUT/aqa/.",
+        formatter_class=_Help,
+    )
+    demo.add_argument(
+        "--out", type=Path, default=Path("runs/demo"), help="folder for the report and the clips"
+    )
+    demo.add_argument("--seed", type=_integer(0), default=1, help="seed of both methods' runs")
     demo.add_argument("--quick", action="store_true", help="a much smaller run, for smoke tests")
     return parser
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m splitnet {list,plan,memory,train,export,demo,summarize,probe} ...``."""
+"""Command line: ``python -m splitnet COMMAND ...`` (``--help`` lists the commands)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,42 @@ import sys
 from localkit_registry import RegistryError
 
 GROUPS = ("backbones", "objectives", "heads", "datasets")
+DESCRIPTION = (
+    "Split a timm or torch model into K gradient-isolated local modules: list the registered "
+    "entries, plan the cuts, measure memory, train, run the demo and summarize runs."
+)
+
+
+MEMORY_BATCH = "batch size the saved-bytes figures are computed for (default: the example input's, 2)"
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default when it has one worth showing (not None, not a False switch)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _config_defaults(p: argparse.ArgumentParser) -> None:
+    """Make ``train``'s flags default to None and show TrainConfig's defaults in their help.
+
+    A flag not given stays None, so TrainConfig applies (and checks) its own default: the
+    help and the run cannot disagree.
+    """
+    from dataclasses import MISSING, fields
+
+    from ._config import TrainConfig
+
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    for action in p._actions:
+        value = defaults.get(action.dest)
+        if not action.option_strings or isinstance(value, bool) or action.dest not in defaults:
+            continue
+        action.default = None
+        if value is not None:
+            action.help = f"{action.help} (default: {value})"
 
 
 def parse_value(text: str):
@@ -63,7 +99,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_plan_args(p: argparse.ArgumentParser) -> None:
+def _add_plan_args(p: argparse.ArgumentParser, batch_help: str) -> None:
     p.add_argument("--k", type=int, help="number of local modules")
     p.add_argument(
         "--balance",
@@ -81,7 +117,7 @@ def _add_plan_args(p: argparse.ArgumentParser) -> None:
         "cut point of the traced graph, inside blocks too",
     )
     p.add_argument("--budget-mib", type=float, help="smallest K whose peak saved memory fits this many MiB")
-    p.add_argument("--batch-size", type=int, default=None, help="batch size the memory figures refer to")
+    p.add_argument("--batch-size", type=int, help=batch_help)
     p.add_argument("--objective", default="greedy", help="splitnet.objectives entry costed at each cut")
     p.add_argument("--objective-opt", action="append", metavar="NAME=VALUE", help="option for the objective")
     p.add_argument("--num-classes", type=int, help="classes of the task (default: from the output shape)")
@@ -365,38 +401,40 @@ def _cmd_probe(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m splitnet", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="python -m splitnet", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser(
-        "list", help="list registered backbones, objectives, heads, datasets (imports nothing)"
-    )
-    p.add_argument("group", nargs="?", default="all", choices=("all", *GROUPS))
+    about = "list registered backbones, objectives, heads, datasets (imports nothing)"
+    p = sub.add_parser("list", help=about, description=about, formatter_class=_Help)
+    p.add_argument("group", nargs="?", default="all", choices=("all", *GROUPS), help="which group to list")
     p.add_argument("--pattern", default="*", help="fnmatch pattern, e.g. 'cifar_*'")
     p.add_argument("--check", action="store_true", help="also import every entry and report broken plugins")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("plan", help="show where a model is cut into K local modules")
+    about = "show where a model is cut into K local modules"
+    p = sub.add_parser("plan", help=about, description=about, formatter_class=_Help)
     _add_model_args(p)
-    _add_plan_args(p)
+    _add_plan_args(p, MEMORY_BATCH)
     p.add_argument(
         "--list-cuts", action="store_true", help="list the cut points (of --cut-granularity) instead"
     )
     _add_dataset_name(p)
     p.set_defaults(func=_cmd_plan)
 
-    p = sub.add_parser("memory", help="saved-for-backward ledger (and real peak) of local vs end-to-end")
+    about = "saved-for-backward ledger (and real peak) of local vs end-to-end"
+    p = sub.add_parser("memory", help=about, description=about, formatter_class=_Help)
     _add_model_args(p)
-    _add_plan_args(p)
+    _add_plan_args(p, MEMORY_BATCH)
     p.add_argument("--real", action="store_true", help="also measure the real peak in fresh subprocesses")
     p.add_argument("--device", default="cpu", help="device for --real (cpu or cuda)")
     _add_dataset_name(p)
     p.set_defaults(func=_cmd_memory)
 
-    p = sub.add_parser("train", help="train end-to-end (--k 1) or locally (--k K --objective ...)")
+    about = "train end-to-end (--k 1) or locally (--k K --objective ...)"
+    p = sub.add_parser("train", help=about, description=about, formatter_class=_Help)
     _add_model_args(p)
-    _add_plan_args(p)
+    _add_plan_args(p, "examples per training step on each process (per replica under torchrun)")
     p.add_argument("--dataset", default="digits", help="splitnet.datasets entry (digits works offline)")
     p.add_argument("--data-root", help="folder holding the dataset in its official layout")
     p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
@@ -404,28 +442,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset-opt", action="append", metavar="NAME=VALUE", help="option for the dataset factory"
     )
     p.add_argument("--eval-split", default="test", help="split evaluated every epoch")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--eval-batch-size", type=int, default=256)
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--no-nesterov", action="store_true")
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--epochs", type=int, help="passes over the training split")
+    p.add_argument("--eval-batch-size", type=int, help="examples per evaluation step")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), help="optimizer of every stage")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--momentum", type=float, help="SGD momentum")
+    p.add_argument("--no-nesterov", action="store_true", help="plain momentum instead of Nesterov's")
+    p.add_argument("--weight-decay", type=float, help="L2 weight decay")
     p.add_argument(
         "--schedule",
         choices=("cosine", "poly", "constant"),
-        default="cosine",
         help="cosine decay, poly (power 0.9, as in segmentation), or constant",
     )
-    p.add_argument("--warmup-epochs", type=float, default=0.0)
-    p.add_argument("--accumulate", type=int, default=1, help="gradient accumulation steps per update")
+    p.add_argument("--warmup-epochs", type=float, help="linear warm-up before the schedule")
+    p.add_argument("--accumulate", type=int, help="gradient accumulation steps per update")
     p.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision (bf16 on CPU; fp16/bf16 on CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile every stage")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--threads", type=int, help="torch intra-op threads")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/train", help="run folder: config, metrics.jsonl, checkpoint.pt")
+    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch intra-op threads (default: SPLITNET_THREADS, else the fewest of physical cores, "
+        "CPUs this process may use and CPUs the load average leaves idle)",
+    )
+    p.add_argument("--seed", type=int, help="seed of weights, data order and augmentation")
+    p.add_argument("--out", help="run folder: config, metrics.jsonl, checkpoint.pt")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
     p.add_argument("--max-steps-per-epoch", type=int, help="cap the steps of an epoch (smoke runs)")
@@ -444,34 +486,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-in-flight",
         type=int,
-        default=2,
         help="stage-parallel: batches a stage may send ahead of the next one",
     )
-    p.add_argument(
-        "--dist-timeout", type=float, default=600.0, help="seconds before a stuck collective fails"
-    )
+    p.add_argument("--dist-timeout", type=float, help="seconds before a stuck collective fails")
     p.set_defaults(func=_cmd_train)
+    _config_defaults(p)
 
     p = sub.add_parser(
-        "export", help="a run's trained model as one safetensors file, streamed stage by stage"
+        "export",
+        help="a run's trained model as one safetensors file, streamed stage by stage",
+        description="Write the trained model of RUN (its state dict, under the model's own names) to "
+        "one safetensors file, reading a sharded run one stage at a time.",
+        formatter_class=_Help,
     )
     p.add_argument("run", help="run folder (--out of train), sharded or not")
     p.add_argument("--out", required=True, help="the .safetensors file to write")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("demo", help="the main job: end-to-end vs greedy vs InfoPro on digits, with a report")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser(
+        "demo",
+        help="the main job: end-to-end vs greedy vs InfoPro on digits, with a report",
+        description="Train a CIFAR ResNet-32 on scikit-learn's digits end-to-end, with greedy local "
+        "learning (K=4) and with InfoPro (K=4); print a table and write OUT/images.md, images.json, "
+        "images.png and one run folder per method under OUT/images/.",
+        formatter_class=_Help,
+    )
+    p.add_argument("--out", default="runs/demo", help="folder for the reports and the run folders")
+    p.add_argument("--epochs", type=int, default=12, help="epochs of each method")
+    p.add_argument("--seed", type=int, default=0, help="seed of every method's run")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("summarize", help="mean +- std of finished runs, grouped by method and K")
+    about = "mean +- std of finished runs, grouped by method and K"
+    p = sub.add_parser("summarize", help=about, description=about, formatter_class=_Help)
     p.add_argument("runs", nargs="+", help="run folders (each with config.json and metrics.jsonl)")
     p.set_defaults(func=_cmd_summarize)
 
     p = sub.add_parser(
         "probe",
         help="information-flow probe of finished runs: linear accuracy and reconstruction PSNR at every block",
+        description="Measure, at the input and at every block output of each finished run, how linearly "
+        "separable the classes are (a linear classifier) and how much of the input can be reconstructed "
+        "(the reference code's decoder); write OUT/probe.json and OUT/probe.png.",
+        formatter_class=_Help,
     )
     p.add_argument(
         "runs",
@@ -487,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="batch size of the probes (default 128)")
     p.add_argument("--train-samples", type=int, help="fit on this many training images (default: all)")
     p.add_argument("--seed", type=int, help="seed of the probes' random choices (default 0)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="where the probes run (cpu, cuda, cuda:N)")
     p.add_argument("--threads", type=int, help="torch intra-op threads")
     p.add_argument("--data-root", help="where the runs' dataset lies now, if it moved since training")
     p.add_argument("--no-plot", action="store_true", help="write probe.json only (no matplotlib needed)")

@@ -19,7 +19,8 @@ class TrainConfig:
     """Everything that defines a training run (the CLI's flags, one to one).
 
     Optional settings are ``None`` when not given: ``num_classes`` (from the dataset),
-    ``head``, ``cuts`` (planned), ``amp``, ``threads`` (torch's default),
+    ``head``, ``cuts`` (planned), ``amp``, ``threads`` (``SPLITNET_THREADS``, else the fewest of
+    physical cores, CPUs this process may use and CPUs the load average leaves idle),
     ``checkpoint_every`` (epoch ends only), ``max_steps_per_epoch`` (no cap).
 
     With ``stage_parallel`` every process builds only its own stage (the model is traced

@@ -9,6 +9,7 @@ process) and time per step, each relative to end-to-end.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from ._config import TrainConfig
@@ -26,7 +27,8 @@ METHODS = [
 
 
 def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-").replace("--", "-")
+    """A run folder name: ``"InfoPro (contrast), K=4"`` -> ``"infopro-contrast-k-4"``."""
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
 
 
 def run_demo(out: str | Path, epochs: int = 12, seed: int = 0) -> list[dict]:
@@ -108,7 +110,7 @@ def run_demo(out: str | Path, epochs: int = 12, seed: int = 0) -> list[dict]:
 
 def _table(rows: list[dict]) -> str:
     lines = [
-        "| method | K | test acc | saved for backward (ledger) | real peak | time / step |",
+        "| method | K | test acc | saved for backward (ledger) | real peak (RSS growth) | time / step (wall-clock) |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -129,9 +131,12 @@ def _report(table: str, rows: list[dict], epochs: int, seed: int, skipped: list[
 {epochs} epochs, batch {BATCH}, SGD with cosine schedule, seed {seed}. Percentages are relative to
 end-to-end training. The ledger counts the bytes autograd saves for backward (the largest stage,
 auxiliary nets included); the real peak is the growth of a fresh process's resident set over one
-training step at batch {BATCH}. Reproduce: `nox -s demo` (or `python -m splitnet demo`).
+training step at batch {BATCH}. Time per step is wall-clock time, so it grows when other
+processes share the CPU. Reproduce: `nox -s demo` (or `python -m splitnet demo`).
 
 {table}
+
+![memory per stage, accuracy and time per step](images.png)
 
 {cuts}
 {notes}"""
@@ -148,20 +153,54 @@ def _plot(rows: list[dict], path: Path) -> None:
             f"no plot written: matplotlib is missing (pip install 'localkit-splitnet[plot]'); wanted {path}"
         )
         return
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    width = 0.8 / len(rows)
-    for i, r in enumerate(rows):
-        xs = [s + i * width for s in range(len(r["per_stage_bytes"]))]
-        left.bar(xs, [b / 2**20 for b in r["per_stage_bytes"]], width, label=r["method"])
-    left.set_xlabel("stage")
-    left.set_ylabel("saved for backward (MiB)")
-    left.set_title(f"memory per stage, batch {BATCH}")
-    left.legend(fontsize=8)
-    right.bar([r["method"] for r in rows], [100 * r["test_acc"] for r in rows], color="tab:green")
-    right.set_ylabel("test accuracy (%)")
-    right.set_ylim(min(100 * r["test_acc"] for r in rows) - 5, 100)
-    right.set_title("accuracy per method")
-    right.tick_params(axis="x", labelsize=8)
-    fig.tight_layout()
+    fig = _figure(rows, plt)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _figure(rows: list[dict], plt):
+    """Memory per stage (1..K, end-to-end as a reference line), accuracy and wall-clock time."""
+    colours = {r["method"]: f"C{i}" for i, r in enumerate(rows)}
+    fig, (memory, accuracy, time) = plt.subplots(1, 3, figsize=(14, 4))
+    local = [r for r in rows if r["k"] > 1]
+    width = 0.8 / max(len(local), 1)
+    for i, r in enumerate(local):
+        stages = range(1, len(r["per_stage_bytes"]) + 1)
+        xs = [s + (i - (len(local) - 1) / 2) * width for s in stages]
+        memory.bar(
+            xs,
+            [b / 2**20 for b in r["per_stage_bytes"]],
+            width,
+            label=r["method"],
+            color=colours[r["method"]],
+        )
+    for r in rows:
+        if r["k"] == 1:
+            memory.axhline(
+                r["ledger_e2e_bytes"] / 2**20,
+                color=colours[r["method"]],
+                linestyle="--",
+                label=f"{r['method']} (whole network)",
+            )
+    most = max((r["k"] for r in rows), default=1)
+    memory.set_xticks(range(1, most + 1), [str(s) for s in range(1, most + 1)])
+    memory.set_xlabel("stage")
+    memory.set_ylabel("saved for backward, ledger (MiB)")
+    memory.set_ylim(bottom=0)
+    memory.set_title(f"memory per stage, batch {BATCH}")
+    memory.legend(fontsize=8)
+    names = [r["method"] for r in rows]
+    accuracy.bar(names, [100 * r["test_acc"] for r in rows], color=[colours[n] for n in names])
+    accuracy.axhline(10, color="grey", linestyle=":", label="chance (10 classes)")
+    accuracy.set_ylim(0, 100)
+    accuracy.set_ylabel("test accuracy (%)")
+    accuracy.set_title("accuracy per method")
+    accuracy.legend(fontsize=8)
+    time.bar(names, [1e3 * r["seconds_per_step"] for r in rows], color=[colours[n] for n in names])
+    time.set_ylim(bottom=0)
+    time.set_ylabel("wall-clock time per step (ms)")
+    time.set_title("time per training step (wall-clock)")
+    for axes in (accuracy, time):
+        axes.tick_params(axis="x", labelsize=8, labelrotation=15)
+    fig.tight_layout()
+    return fig

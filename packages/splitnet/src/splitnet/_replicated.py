@@ -25,6 +25,7 @@ from ._session import (
     append_metrics,
     epoch_loader,
     finish,
+    loss_labels,
     optimizer_step,
     peak_memory,
     progress_bar,
@@ -170,7 +171,7 @@ def train_replicated(session: Session) -> dict:
             global_step += 1
             tally.add(result.losses, result.output, y, session.task)
             progress.update(1)
-            progress.set_postfix(loss=" ".join(f"{float(v):.3f}" for v in result.losses))
+            progress.set_postfix_str(loss_labels(result.losses))
             if config.checkpoint_every is not None and global_step % config.checkpoint_every == 0:
                 save(epoch, step + 1, tally)
         progress.close()

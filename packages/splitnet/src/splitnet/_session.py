@@ -32,6 +32,7 @@ from ._localnet import LocalNet
 from ._registries import DATASETS
 from ._shards import INDEX_NAME, ShardIndex, check_resumable
 from ._stagebuild import build_stage
+from ._threads import default_threads
 
 
 @dataclass
@@ -76,8 +77,7 @@ def prepare(config: TrainConfig, topology: Topology) -> Session:
                 f"{out} already holds a run ({name}): pass --resume to continue it, or choose another --out"
             )
     resume_from = check_resumable(out, config) if config.resume else None
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    torch.set_num_threads(config.threads if config.threads is not None else default_threads())
     device = device_for(topology, config.device)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
@@ -315,3 +315,11 @@ def _versions() -> dict:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
     return versions
+
+
+def loss_labels(losses) -> str:
+    """The progress bar's losses, each named: ``"loss=0.512"``, or ``"s1=2.301 s2=2.298"`` per stage."""
+    values = [float(v) for v in losses]
+    if len(values) == 1:
+        return f"loss={values[0]:.3f}"
+    return " ".join(f"s{k}={v:.3f}" for k, v in enumerate(values, 1))

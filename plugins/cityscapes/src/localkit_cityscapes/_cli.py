@@ -44,14 +44,25 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default when it has one worth showing (not None, not a False switch)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m localkit_cityscapes", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("evaluate", help="mIoU of a finished splitnet run, single- or multi-scale (+ flip)")
-    p.add_argument("--run", required=True, help="run folder (the --out of `python -m splitnet train`)")
-    p.add_argument(
-        "--split", default="val", help="split to evaluate (default: val, the split the paper reports)"
+    parser = argparse.ArgumentParser(
+        prog="python -m localkit_cityscapes",
+        description="Cityscapes tools for splitnet runs: evaluate a trained segmentation run.",
     )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    about = "mIoU of a finished splitnet run, single- or multi-scale (+ flip)"
+    p = sub.add_parser("evaluate", help=about, description=about, formatter_class=_Help)
+    p.add_argument("--run", required=True, help="run folder (the --out of python -m splitnet train)")
+    p.add_argument("--split", default="val", help="split to evaluate; val is the split the paper reports")
     p.add_argument(
         "--multiscale",
         action="store_true",
@@ -67,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="logits",
         help="average logits, or softmax probabilities like mmseg",
     )
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=1, help="images per evaluation step")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--checkpoint", default="checkpoint.pt", help="checkpoint file inside the run folder")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
