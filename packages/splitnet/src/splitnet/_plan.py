@@ -388,6 +388,8 @@ def plan(
     else:
         used = range(n - 1)
     objectives, failures = _build_objectives(context, objective, objective_options, used)
+    # factories build on the CPU; the measurements below feed them features on the example's device
+    objectives = {i: o.to(example_input.device) for i, o in objectives.items()}
     if cuts is not None or balance in named:
         bad = [i for i in used if i in failures]
         if bad:
