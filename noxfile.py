@@ -147,11 +147,31 @@ def _layer(session: nox.Session, roots: list[Requirement]) -> None:
     session.log(f"linked {linked} entries from the base environment")
 
 
+def _local_closure(roots: list[Requirement]) -> list[str]:
+    """The local distributions ``roots`` name, with the local ones they require, transitively.
+
+    A package's unit tests need its local dependencies (every package requires
+    localkit-registry) installed beside it; they come from their folders in this tree.
+    """
+    found: list[str] = []
+    todo = list(roots)
+    while todo:
+        req = todo.pop()
+        name = _canonical(req.name)
+        if name not in LOCAL:
+            continue
+        if name not in found:
+            found.append(name)
+        todo += [r for r in _declared(name, tuple(req.extras)) if _canonical(r.name) not in found]
+    return sorted(found)
+
+
 def _install_local(session: nox.Session, dists: list[str], extras: tuple[str, ...] = ()) -> None:
-    """Layer the dependencies of ``dists``, install them (not editable), and prove consistency."""
+    """Layer the dependencies of ``dists``, install them and the local distributions they
+    require (not editable), and prove consistency."""
     roots = [Requirement(f"{d}[{','.join(extras)}]" if extras else d) for d in dists]
     _layer(session, roots)
-    session.install("--no-deps", "--quiet", *(str(LOCAL[d]) for d in dists))
+    session.install("--no-deps", "--quiet", *(str(LOCAL[d]) for d in _local_closure(roots)))
     _pip_check(session)
 
 

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Subset, default_collate
 from tqdm.auto import tqdm
 
-from localkit_registry import RegistryError
+from localkit_registry import RegistryError, accepted_options
 
 from ._bins import DECODE_METHODS, ScoreBins
 from ._device import AMP, resolve_device
@@ -345,10 +345,26 @@ def build_config(
     return config, notes
 
 
+def _with_exclude(name: str, options: dict[str, Any], exclude: Sequence[str]) -> dict[str, Any]:
+    """Hand ``--exclude`` to a dataset that takes an ``exclude`` option, so it never reads them.
+
+    A dataset that validates annotations as it reads them (vidio's MTL-AQA refuses dive
+    04_49's impossible judge score) must leave a sample out before checking it; scoredist
+    still drops the ids from every batch, for datasets without the option.
+    """
+    if not exclude or "exclude" in options:
+        return options
+    accepted = accepted_options(DATASETS.load(name), consumed=2)
+    if accepted is None or "exclude" not in accepted:
+        return options
+    return {**options, "exclude": list(exclude)}
+
+
 def _train_once(
     args: argparse.Namespace, preset: Preset | None, options: dict[str, Any], out: Path
 ) -> TrainResult:
     root = str(args.root)
+    options = _with_exclude(args.dataset, options, args.exclude)
     train_set = create_dataset(args.dataset, root, args.train_split, **options)
     test_set = create_dataset(args.dataset, root, args.test_split, **options)
     val_set = create_dataset(args.dataset, root, args.val_split, **options) if args.val_split else None

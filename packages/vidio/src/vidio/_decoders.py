@@ -3,7 +3,8 @@
 A backend only has to turn sorted, unique, valid frame indices into uint8 RGB frames. The
 :class:`VideoReader` around it does everything that must not differ between backends:
 validating indices, repeating and reordering frames, converting to torch, and turning any
-backend failure into a :class:`~vidio.VideoError` that names the file.
+backend failure into a :class:`~vidio.VideoError` that names the file, and checking that
+the file is still the one that was probed, before and after every read.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from localkit_registry import Registry
 
+from . import _files
 from ._backend import DEFAULT_TIMEOUT, Decoder
 from ._errors import (
     DecoderFallbackWarning,
@@ -82,6 +84,8 @@ def open_video(
 
     Raises:
         VideoNotFoundError: the path does not exist.
+        VideoError: the path is not a regular file or folder (a FIFO, a device, a symbolic
+            link loop), or cannot be read.
         CorruptVideoError: the file is empty, truncated or not a decodable video.
         DecoderUnavailableError: the backend's library is not installed.
         UnknownEntryError: no decoder of that name is installed.
@@ -198,7 +202,8 @@ class VideoReader:
 
         Raises:
             FrameIndexError: an index is not an integer in ``[0, num_frames)``.
-            VideoDecodeError: a requested frame cannot be decoded (damaged data, crashed decoder).
+            VideoDecodeError: a requested frame cannot be decoded (damaged data, crashed decoder),
+                or the file changed since it was opened.
             VideoTimeoutError: the decoder made no progress for ``timeout`` seconds.
         """
         wanted = self._check_indices(indices)
@@ -225,14 +230,46 @@ class VideoReader:
         return frames
 
     def _read(self, indices: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+        self._check_unchanged()
         try:
-            return self._decoder.read(indices, size)
+            frames = self._decoder.read(indices, size)
         except VidioError:
+            self._check_unchanged()
             raise
         except Exception as exc:  # a backend may fail in any way; the caller needs the file named
+            self._check_unchanged()
             raise VideoDecodeError.about(
                 self.path, f"decoder '{self.backend}' failed ({type(exc).__name__}: {exc})"
             ) from exc
+        self._check_unchanged()
+        return frames
+
+    def _check_unchanged(self) -> None:
+        """Raise when the file (or frame folder) is no longer the version that was probed.
+
+        A file truncated or rewritten under an open reader would otherwise give frames of the
+        new content, wrong frames, or a decoder error that blames the wrong thing.
+        """
+        before = self.info.signature
+        if not before:
+            return
+        try:
+            now = _files.signature(_files.stat_path(self.path))
+        except _files.PathProblem as exc:
+            raise VideoDecodeError.about(
+                self.path, _files.changed(f"now: {exc.reason}").reason, "Open it again once it is complete"
+            ) from None
+        if now == before:
+            return
+        if now[:2] != before[:2]:
+            detail = "it was replaced by another file"
+        elif now[2] != before[2]:
+            detail = f"it was {before[2]} bytes when opened and is {now[2]} bytes now"
+        else:
+            detail = "it was modified"
+        raise VideoDecodeError.about(
+            self.path, _files.changed(detail).reason, "Open it again once it is complete"
+        )
 
     def _check_indices(self, indices: Iterable[int] | np.ndarray) -> np.ndarray:
         if hasattr(indices, "numpy") and hasattr(indices, "detach"):

@@ -1,15 +1,20 @@
 """Frame folders: the pre-extracted JPEG layout the reference AQA code reads.
 
 Each image is decoded with FFmpeg's image decoders through PyAV, so a folder needs no
-library beyond the ones vidio already depends on.
+library beyond the ones vidio already depends on. vidio reads each image's bytes itself,
+from a regular file opened without blocking (``_files``), and decodes them from memory: a
+FIFO swapped in for a frame cannot block the read, and an image that changes while it is
+read is reported as such.
 """
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import numpy as np
 
+from . import _files
 from ._backend import DEFAULT_TIMEOUT, Decoder
 from ._errors import VideoDecodeError
 from ._probe import VideoInfo
@@ -37,7 +42,11 @@ class FrameFolderDecoder(Decoder):
         for k, index in enumerate(indices):
             file = self.info.files[index]
             try:
-                with self._av.open(file, metadata_errors="ignore") as image:
+                data = _files.read_regular(file)
+            except _files.PathProblem as exc:
+                raise VideoDecodeError.about(file, f"frame image {index}: {exc.reason}") from None
+            try:
+                with self._av.open(io.BytesIO(data), metadata_errors="ignore") as image:
                     image.streams.video[0].codec_context.thread_count = 1
                     frame = next(image.decode(video=0))
                     rgb = self._reformatter.reformat(

@@ -5,22 +5,27 @@ only the first frame. That pass yields the frame table every backend shares: fra
 the ``i``-th packet in presentation order, identified by its timestamp. It also answers the
 questions that decide whether a file can be trusted to a backend at all: is it empty, cut
 short, without timestamps, open-GOP, rotated, edited with discarded packets. FFmpeg's
-demuxers report damage as errors, so this pass fails fast and never hangs.
+demuxers report damage as errors, so this pass fails fast and never hangs; vidio opens the
+file itself and hands PyAV the open file, which ``_files`` guarantees is a regular file
+(a FIFO or device would block the open forever).
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import os
+import stat
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
 from localkit_registry import natural_key
 
-from ._errors import CorruptVideoError, VideoNotFoundError
+from . import _files
+from ._errors import CorruptVideoError, VideoError, VideoNotFoundError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _FRAMES_CONTAINER = "image folder"
@@ -57,6 +62,8 @@ class VideoInfo:
         duplicate_pts: packets that repeat another packet's timestamp (dropped from the table).
         stream_index: the video stream's index in the container.
         files: for a frame folder, the image files in frame order.
+        signature: device, inode, size and modification time of the file or folder when it
+            was probed; a reader checks it around every read (empty: not checked).
     """
 
     path: str
@@ -76,6 +83,7 @@ class VideoInfo:
     duplicate_pts: int = 0
     stream_index: int = 0
     files: tuple[str, ...] = field(default=(), repr=False)
+    signature: tuple[int, ...] = field(default=(), repr=False)
 
     @property
     def is_frame_folder(self) -> bool:
@@ -127,37 +135,58 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     """
     path = os.fspath(path)
     try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        raise VideoNotFoundError.about(
-            path, "no such file or folder", "Check the path and the dataset root"
-        ) from None
-    if os.path.isdir(path):
-        return _probe_folder_cached(os.path.abspath(path), stat.st_mtime_ns)
-    if stat.st_size == 0:
+        found = _files.stat_path(path)
+    except _files.PathProblem as exc:
+        if exc.missing:
+            raise VideoNotFoundError.about(
+                path, "no such file or folder", "Check the path and the dataset root"
+            ) from None
+        raise VideoError.about(path, exc.reason, "Point to a video file or a folder of frames") from None
+    signature = _files.signature(found)
+    if stat.S_ISDIR(found.st_mode):
+        return _probe_folder_cached(os.path.abspath(path), signature)
+    if not stat.S_ISREG(found.st_mode):
+        raise VideoError.about(
+            path, _files.not_regular(found.st_mode).reason, "Point to a video file or a folder of frames"
+        )
+    if found.st_size == 0:
         raise CorruptVideoError.about(path, "the file is empty (0 bytes)", "Copy or download it again")
-    return _probe_file_cached(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    return _probe_file_cached(os.path.abspath(path), signature)
 
 
 @functools.lru_cache(maxsize=256)
-def _probe_file_cached(path: str, size: int, mtime_ns: int) -> VideoInfo:
-    return _probe_file(path, size)
+def _probe_file_cached(path: str, signature: tuple[int, ...]) -> VideoInfo:
+    return _probe_file(path, signature)
 
 
 @functools.lru_cache(maxsize=256)
-def _probe_folder_cached(path: str, mtime_ns: int) -> VideoInfo:
-    return _probe_folder(path)
+def _probe_folder_cached(path: str, signature: tuple[int, ...]) -> VideoInfo:
+    return _probe_folder(path, signature)
 
 
 def _corrupt(path: str, reason: str, fix: str = "Re-encode or download the file again") -> CorruptVideoError:
     return CorruptVideoError.about(path, reason, fix)
 
 
-def _probe_file(path: str, size: int) -> VideoInfo:
+def _probe_file(path: str, signature: tuple[int, ...]) -> VideoInfo:
+    try:
+        file = _files.open_regular(path, buffering=0)
+    except _files.PathProblem as exc:
+        raise VideoError.about(path, exc.reason, "Point to a video file or a folder of frames") from None
+    with file:
+        if _files.signature(os.fstat(file.fileno())) != signature:
+            raise VideoError.about(
+                path, _files.changed("it was replaced or modified while being opened").reason, "Try again"
+            )
+        return _probe_open_file(path, file, signature)
+
+
+def _probe_open_file(path: str, file: BinaryIO, signature: tuple[int, ...]) -> VideoInfo:
     import av
 
+    size = signature[2]
     try:
-        container = av.open(path, metadata_errors="ignore")
+        container = av.open(file, metadata_errors="ignore")
     except Exception as exc:  # PyAV raises many types (FFmpegError, UnicodeDecodeError, ...) for bad input
         raise _corrupt(
             path, f"FFmpeg cannot open it as a video container ({type(exc).__name__}: {exc})"
@@ -178,7 +207,7 @@ def _probe_file(path: str, size: int) -> VideoInfo:
         # short still announces it; other containers estimate duration too loosely to compare.
         if container.duration is not None and only_stream and container.format.name == "matroska,webm":
             container_end = (container.start_time or 0) / av.time_base + container.duration / av.time_base
-        info = _build(path, container.format.name, stream, packets, first_frame, decode_error)
+        info = _build(path, container.format.name, stream, packets, first_frame, decode_error, signature)
     _check_complete(path, info, declared, packets, container_end, size)
     return info
 
@@ -219,7 +248,7 @@ def _scan(path, container, stream):
     return packets, first_frame, decode_error
 
 
-def _build(path, container_name, stream, packets, first_frame, decode_error) -> VideoInfo:
+def _build(path, container_name, stream, packets, first_frame, decode_error, signature) -> VideoInfo:
     if not packets:
         raise _corrupt(path, "its video stream holds no frames")
     if first_frame is None:
@@ -264,6 +293,7 @@ def _build(path, container_name, stream, packets, first_frame, decode_error) -> 
         discarded=discarded,
         duplicate_pts=int((~unique).sum()),
         stream_index=stream.index,
+        signature=signature,
     )
 
 
@@ -295,24 +325,47 @@ def _check_complete(path, info, declared, packets, container_end, size) -> None:
             )
 
 
-def _probe_folder(path: str) -> VideoInfo:
+def _probe_folder(path: str, signature: tuple[int, ...]) -> VideoInfo:
     import av
 
-    names = sorted(
-        (n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")),
-        key=natural_key,
-    )
-    if not names:
+    try:
+        with os.scandir(path) as listing:
+            entries = [
+                e for e in listing if e.name.lower().endswith(IMAGE_EXTENSIONS) and not e.name.startswith(".")
+            ]
+    except OSError as exc:
+        raise VideoError.about(path, f"the folder cannot be listed ({exc.strerror})") from None
+    entries.sort(key=lambda e: natural_key(e.name))
+    if not entries:
         raise CorruptVideoError.about(
             path,
             f"the folder holds no frame images ({', '.join(IMAGE_EXTENSIONS)})",
             "Point to the folder that contains the extracted frames",
         )
-    files = tuple(os.path.join(path, n) for n in names)
+    for entry in entries:
+        # A FIFO among the frames would block the read of that frame forever: refuse the folder now.
+        try:
+            regular = entry.is_file()
+        except OSError:  # a symbolic link loop
+            regular = False
+        if not regular:
+            try:
+                problem = _files.not_regular(_files.stat_path(entry.path).st_mode)
+            except _files.PathProblem as exc:
+                problem = _files.PathProblem("it is a broken symbolic link") if exc.missing else exc
+            raise VideoError.about(
+                path,
+                f"its frame image '{entry.name}': {problem.reason}",
+                "A frame folder must hold only image files",
+            )
+    files = tuple(e.path for e in entries)
+    names = [e.name for e in entries]
     try:
-        with av.open(files[0], metadata_errors="ignore") as image:
+        with av.open(io.BytesIO(_files.read_regular(files[0])), metadata_errors="ignore") as image:
             image.streams.video[0].codec_context.thread_count = 1
             frame = next(image.decode(video=0))
+    except _files.PathProblem as exc:
+        raise VideoError.about(files[0], exc.reason) from None
     except Exception as exc:  # any decoder failure on the first image means the folder is unusable
         raise CorruptVideoError.about(
             files[0], f"the first frame image cannot be decoded ({type(exc).__name__}: {exc})"
@@ -331,4 +384,5 @@ def _probe_folder(path: str) -> VideoInfo:
         pts=np.arange(n, dtype=np.int64),
         keyframes=np.arange(n, dtype=np.int64),
         files=files,
+        signature=signature,
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _files
 from ._backend import DEFAULT_TIMEOUT, Decoder
 from ._errors import VideoDecodeError
 from ._probe import VideoInfo
@@ -33,8 +34,8 @@ _inherited: list = []
 
 def _park_inherited_decoders() -> None:
     for decoder in list(_live):
-        _inherited.append((decoder._container, decoder._stream, decoder._frames))
-        decoder._container = decoder._stream = decoder._frames = None
+        _inherited.append((decoder._container, decoder._stream, decoder._frames, decoder._file))
+        decoder._container = decoder._stream = decoder._frames = decoder._file = None
 
 
 if hasattr(os, "register_at_fork"):
@@ -62,6 +63,7 @@ class PyAVDecoder(Decoder):
 
         self._av = av
         self._reformatter = VideoReformatter()
+        self._file = None
         self._container = None
         self._stream = None
         self._frames = None
@@ -71,7 +73,12 @@ class PyAVDecoder(Decoder):
 
     def _restart(self) -> None:
         self.close()
-        self._container = self._av.open(self.info.path, metadata_errors="ignore")
+        try:
+            # vidio opens the file, never blocking on a FIFO put in its place since the probe.
+            self._file = _files.open_regular(self.info.path, buffering=0)
+        except _files.PathProblem as exc:
+            raise VideoDecodeError.about(self.info.path, exc.reason) from None
+        self._container = self._av.open(self._file, metadata_errors="ignore")
         self._stream = self._container.streams.video[0]
         for stream in self._container.streams.video:
             if stream.index == self.info.stream_index:
@@ -177,8 +184,11 @@ class PyAVDecoder(Decoder):
         return rgb.to_ndarray()
 
     def close(self) -> None:
-        """Close the container."""
+        """Close the container and the file."""
         if self._container is not None:
             self._container.close()
             self._container = None
             self._frames = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None

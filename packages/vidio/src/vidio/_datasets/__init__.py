@@ -3,9 +3,11 @@
 - ``base.py``: :class:`ClipRecord` (one sample: which video, which frames, which scores),
   :class:`ClipDataset` (opens, samples, decodes and transforms clips into items) and the
   helpers the dataset modules share.
+- ``checks.py``: annotation values read strictly (finite numbers in range, integers, flat
+  rows of scores), with errors that name the file, the sample and what was expected.
 - ``mtl_aqa.py``, ``jigsaws.py``, ``aqa7.py``, ``csv_manifest.py``: one dataset each, which
-  reads its annotation files into records and picks the sampler and score ranges of its
-  reference code.
+  reads and checks its annotation files into records, picks the sampler and score ranges
+  of its reference code, and says where its data comes from when the root is missing.
 - ``registry.py``: the ``vidio.datasets`` entry-point group (:func:`vidio.create_dataset`).
 
 The dataset classes are the factories of that group, declared in vidio's ``pyproject.toml``

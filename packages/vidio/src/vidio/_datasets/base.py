@@ -15,6 +15,7 @@ the generator with the item index alone, so evaluation sees the same clips every
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -22,6 +23,7 @@ from typing import Any, TypedDict
 import numpy as np
 import torch
 
+from .. import _files
 from .._backend import DEFAULT_TIMEOUT
 from .._decoders import open_video
 from .._errors import DatasetError
@@ -34,6 +36,7 @@ from .._transforms import (
     RandomHorizontalFlip,
     ToFloatClip,
 )
+from .checks import integer, number, numbers
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv")
 
@@ -115,7 +118,9 @@ class ClipDataset(torch.utils.data.Dataset):
         layout_hint: how sources should be laid out, quoted when some are missing.
 
     Raises:
-        DatasetError: no records, inconsistent judge scores, or missing sources.
+        DatasetError: no records, inconsistent judge scores, a score, judge score or
+            difficulty that is not a finite number in its range, a frame range that is not
+            integers ``0 <= start < stop``, or missing sources.
 
     Example:
         >>> records = [vidio.ClipRecord(id="a", source="a.mp4", score=7.5)]  # doctest: +SKIP
@@ -153,8 +158,12 @@ class ClipDataset(torch.utils.data.Dataset):
                 f"{type(self).__name__}: samples disagree on the number of judge scores ({judges})"
             )
         self.num_judges = judges.pop() if judges else 0
-        self.score_range = (float(score_range[0]), float(score_range[1]))
-        self.judge_range = None if judge_range is None else (float(judge_range[0]), float(judge_range[1]))
+        self.score_range = _check_range(type(self).__name__, "score_range", score_range)
+        self.judge_range = (
+            None if judge_range is None else _check_range(type(self).__name__, "judge_range", judge_range)
+        )
+        for record in self.records:
+            _check_record(type(self).__name__, record, self.score_range, self.judge_range)
         self.sampler = sampler
         self.train = train
         self.frame_size = None if frame_size is None else (int(frame_size[0]), int(frame_size[1]))
@@ -208,10 +217,61 @@ class ClipDataset(torch.utils.data.Dataset):
         return f"{type(self).__name__}({len(self)} samples, train={self.train}, sampler={self.sampler!r})"
 
 
+def _check_range(name: str, what: str, given: Any) -> tuple[float, float]:
+    low, high = numbers(given, where=name, what=what, length=2)
+    if low > high:
+        raise DatasetError(f"{name}: {what} should be (low, high) with low <= high, got {given!r}")
+    return low, high
+
+
+def _check_record(
+    name: str, record: ClipRecord, score_range: tuple[float, float], judge_range: tuple[float, float] | None
+) -> None:
+    """The last line of defence for records built by hand or by a plugin: the loaders check first."""
+    where = f"{name}: sample '{record.id}'"
+    number(record.score, where=where, what="the score", low=score_range[0], high=score_range[1])
+    if record.judge_scores is not None:
+        low, high = judge_range or (None, None)
+        numbers(record.judge_scores, where=where, what="the judge scores", low=low, high=high)
+    if record.difficulty is not None:
+        number(record.difficulty, where=where, what="the difficulty")
+    start = integer(record.start, where=where, what="the first frame (start)", low=0)
+    if record.stop is not None:
+        integer(record.stop, where=where, what="the end of its frames (stop)", low=start + 1)
+
+
+def require_root(name: str, root: str, how_to_get: str) -> None:
+    """Raise :class:`~vidio.DatasetError` with ``how_to_get`` (where the data comes from) unless ``root`` is a folder."""
+    try:
+        found = _files.stat_path(root)
+    except _files.PathProblem as exc:
+        raise DatasetError(f"{name}: the root '{root}' cannot be used ({exc.reason}). {how_to_get}") from None
+    if not stat.S_ISDIR(found.st_mode):
+        raise DatasetError(
+            f"{name}: the root '{root}' is {_files.kind(found.st_mode)}, not a folder. {how_to_get}"
+        )
+
+
 def _check_sources(name: str, records: Sequence[ClipRecord], layout_hint: str) -> None:
-    missing = [r.source for r in records if not os.path.exists(r.source)]
+    missing, unusable = [], []
+    for record in records:
+        try:
+            mode = _files.stat_path(record.source).st_mode
+        except _files.PathProblem as exc:
+            if exc.missing:
+                missing.append(f"'{record.source}'")
+            else:
+                unusable.append(f"'{record.source}' ({exc.reason})")
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            unusable.append(f"'{record.source}' (it is not a video file or folder but {_files.kind(mode)})")
+    if unusable:
+        raise DatasetError(
+            f"{name}: {len(unusable)} of {len(records)} videos or frame folders cannot be read: "
+            + ", ".join(unusable[:3])
+        )
     if missing:
-        shown = ", ".join(f"'{m}'" for m in missing[:3])
+        shown = ", ".join(missing[:3])
         raise DatasetError(
             f"{name}: {len(missing)} of {len(records)} videos or frame folders are missing (e.g. {shown}). "
             + (f"Expected layout: {layout_hint}. " if layout_hint else "")
@@ -225,12 +285,15 @@ def check_split(name: str, split: str, allowed: Sequence[str]) -> None:
         raise DatasetError(f"{name} has splits {', '.join(map(repr, allowed))}, not {split!r}")
 
 
-def first_existing(name: str, candidates: Sequence[str], what: str) -> str:
+def first_existing(name: str, candidates: Sequence[str], what: str, how_to_get: str = "") -> str:
     """The first of ``candidates`` that exists, else a :class:`~vidio.DatasetError` listing them all."""
     for candidate in candidates:
-        if os.path.exists(candidate):
+        if os.path.lexists(candidate):
             return candidate
-    raise DatasetError(f"{name}: no {what} found; looked for {', '.join(map(repr, candidates))}")
+    raise DatasetError(
+        f"{name}: no {what} found; looked for {', '.join(map(repr, candidates))}"
+        + (f". {how_to_get}" if how_to_get else "")
+    )
 
 
 def video_index(folder: str) -> dict[str, str]:

@@ -10,12 +10,24 @@ from typing import Any
 from .._errors import DatasetError
 from .._safepickle import load_pickle
 from .._sampling import UniformSampler
-from .base import ClipDataset, ClipOptions, ClipRecord, check_split, first_existing, video_index
+from .base import ClipDataset, ClipOptions, ClipRecord, check_split, first_existing, require_root, video_index
+from .checks import integer, numbers
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
 else:
     from typing_extensions import Unpack
+
+
+HOW_TO_GET = (
+    "JIGSAWS cannot be downloaded automatically: it is released after filling in the registration "
+    "form at https://cirl.lcsr.jhu.edu/research/hmm/datasets/jigsaws_release/. Unpack it and pass that "
+    "folder as the root."
+)
+SUB_SCORES = 6
+SUB_SCORE_RANGE = (1.0, 5.0)
+EXPECTED_LABELS = "a dict trial name -> 6 sub-scores (numbers 1..5)"
+EXPECTED_SPLITS = "a dict task -> list of folds, each a list of trial names"
 
 
 class JIGSAWS(ClipDataset):
@@ -71,27 +83,42 @@ class JIGSAWS(ClipDataset):
     ):
         root = os.fspath(root)
         check_split("JIGSAWS", split, ("train", "test"))
-        labels = labels or first_existing(
-            "JIGSAWS", [os.path.join(root, "label.pkl"), os.path.join(root, "info", "label.pkl")], "label.pkl"
+        require_root("JIGSAWS", root, HOW_TO_GET)
+        view = integer(view, where="JIGSAWS", what="view", low=1)
+        labels = (
+            os.fspath(labels)
+            if labels
+            else first_existing(
+                "JIGSAWS",
+                [os.path.join(root, "label.pkl"), os.path.join(root, "info", "label.pkl")],
+                "label.pkl",
+                HOW_TO_GET,
+            )
         )
-        splits = splits or first_existing(
-            "JIGSAWS",
-            [os.path.join(root, "splits.pkl"), os.path.join(root, "info", "splits.pkl")],
-            "splits.pkl",
+        splits = (
+            os.fspath(splits)
+            if splits
+            else first_existing(
+                "JIGSAWS",
+                [os.path.join(root, "splits.pkl"), os.path.join(root, "info", "splits.pkl")],
+                "splits.pkl",
+                HOW_TO_GET,
+            )
         )
         frames = os.path.join(root, "frames")
         if layout == "auto":
             layout = "frames" if os.path.isdir(frames) else "videos"
         if layout not in ("videos", "frames"):
             raise DatasetError(f"JIGSAWS: layout must be 'auto', 'videos' or 'frames', not {layout!r}")
-        scores, folds = load_pickle(labels), load_pickle(splits)
+        scores = _read_labels(load_pickle(labels), labels)
+        folds = _read_splits(load_pickle(splits), splits)
         tasks = _jigsaws_tasks(task, folds, splits)
         shared = video_index(os.path.join(root, "videos")) if layout == "videos" else {}
         records = []
         for name in tasks:
             rounds = folds[name]
-            if not 0 <= fold < len(rounds):
-                raise DatasetError(f"JIGSAWS: fold must be in 0..{len(rounds) - 1}, got {fold}")
+            if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < len(rounds):
+                raise DatasetError(f"JIGSAWS: fold must be an integer in 0..{len(rounds) - 1}, got {fold!r}")
             chosen = [rounds[fold]] if split == "test" else [r for k, r in enumerate(rounds) if k != fold]
             folder = (
                 {**video_index(os.path.join(root, name, "video")), **shared} if layout == "videos" else {}
@@ -107,7 +134,7 @@ class JIGSAWS(ClipDataset):
                     if layout == "frames"
                     else folder.get(clip, os.path.join(root, name, "video", clip + ".avi"))
                 )
-                subs = tuple(float(s) for s in scores[trial])
+                subs = scores[trial]
                 records.append(
                     ClipRecord(id=trial, source=source, score=sum(subs), judge_scores=subs, action=name)
                 )
@@ -126,9 +153,49 @@ class JIGSAWS(ClipDataset):
         )
 
 
-def _jigsaws_tasks(task: str | Sequence[str] | None, folds: Any, source: str) -> list[str]:
+def _read_labels(table: Any, path: str) -> dict[str, tuple[float, ...]]:
+    if not isinstance(table, dict):
+        raise DatasetError(f"JIGSAWS: '{path}' should hold {EXPECTED_LABELS}, got a {type(table).__name__}")
+    scores = {}
+    for trial, subs in table.items():
+        if not isinstance(trial, str):
+            raise DatasetError(f"JIGSAWS: '{path}' has the key {trial!r}; it should hold {EXPECTED_LABELS}")
+        scores[trial] = numbers(
+            subs,
+            where=f"JIGSAWS: '{path}' trial '{trial}'",
+            what="the sub-scores",
+            low=SUB_SCORE_RANGE[0],
+            high=SUB_SCORE_RANGE[1],
+            length=SUB_SCORES,
+        )
+    return scores
+
+
+def _read_splits(folds: Any, path: str) -> dict[str, list[list[str]]]:
     if not isinstance(folds, dict):
-        raise DatasetError(f"'{source}' is not a JIGSAWS splits dict (task -> folds)")
+        raise DatasetError(f"JIGSAWS: '{path}' should hold {EXPECTED_SPLITS}, got a {type(folds).__name__}")
+    checked = {}
+    for task, rounds in folds.items():
+        where = f"JIGSAWS: '{path}' task {task!r}"
+        if (
+            not isinstance(task, str)
+            or not isinstance(rounds, (list, tuple))
+            or not all(isinstance(r, (list, tuple)) and all(isinstance(t, str) for t in r) for r in rounds)
+        ):
+            raise DatasetError(f"{where}: the file should hold {EXPECTED_SPLITS}")
+        seen: dict[str, int] = {}
+        for k, group in enumerate(rounds):
+            for trial in group:
+                if trial in seen:
+                    raise DatasetError(f"{where}: trial '{trial}' is in fold {seen[trial]} and fold {k}")
+                seen[trial] = k
+        checked[task] = [list(r) for r in rounds]
+    return checked
+
+
+def _jigsaws_tasks(
+    task: str | Sequence[str] | None, folds: dict[str, list[list[str]]], source: str
+) -> list[str]:
     tasks = (
         [t for t in JIGSAWS.TASKS if t in folds]
         if task is None
