@@ -1,7 +1,7 @@
 """Every workflow of the localkit monorepo is a nox session.
 
 ``nox`` with no arguments runs ``lint``, ``tests`` and ``integration``; ``demo``, ``bench``,
-``docs`` and ``build`` run when named (``nox -s build``). ``nox -l`` lists them all.
+``docs``, ``build`` and ``gpu`` run when named (``nox -s build``). ``nox -l`` lists them all.
 
 Environments. Every session gets its own virtualenv made by uv (nox's ``uv`` backend) and
 holding exactly what its requirements resolve to: a package's ``tests`` session holds that
@@ -236,6 +236,27 @@ def bench(session: nox.Session) -> None:
     for package in sorted(LOCAL):
         for script in sorted((LOCAL[package] / "benchmarks").glob("bench_*.py")):
             session.run("python", str(script), "--out", str(out), *session.posargs)
+
+
+@nox.session(default=False)
+def gpu(session: nox.Session) -> None:
+    """The prepared GPU check (at most 8 minutes on one GPU; refuses without CUDA), to runs/gpu/.
+
+    benchmarks/gpu_check.py writes runs/gpu/*.json and runs/gpu/gpu_check.md, then the tests
+    marked ``cuda`` run. ``nox -s gpu -- --device cpu --quick`` is a dry run on the CPU.
+    """
+    _everything(session)
+    session.run("python", str(ROOT / "benchmarks" / "gpu_check.py"), "--out", "runs/gpu", *session.posargs)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-m",
+        "cuda",
+        "-q",
+        str(PACKAGES["localkit-splitnet"] / "tests"),
+        str(PACKAGES["localkit-scoredist"] / "tests"),
+    )
 
 
 @nox.session(default=False)

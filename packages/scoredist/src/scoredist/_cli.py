@@ -20,6 +20,7 @@ from localkit_registry import RegistryError, accepted_options
 from localkit_runs import RunError, write_json
 
 from ._bins import DECODE_METHODS, ScoreBins
+from ._device import AMP, resolve_device
 from ._features import ClipEncoder, FeatureSet, cached_features, extract_features
 from ._heads import KL_REDUCTIONS
 from ._plugins import BACKBONES, DATASETS, create_backbone, create_dataset, provenance
@@ -227,6 +228,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="leave the sample with this id out of every split (repeatable)",
     )
+    tr.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (where the backbone and head run)")
+    tr.add_argument(
+        "--amp", choices=sorted(AMP), default=None, help="mixed precision (fp16 with a gradient scaler)"
+    )
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -420,6 +425,7 @@ def _train_once(
     config, notes = build_config(args, preset, train_set)
     for note in notes:
         print(note)
+    device = resolve_device(args.device, args.amp)
 
     torch.manual_seed(config.seed)
     backbone_options = dict(args.backbone_opt)
@@ -458,9 +464,9 @@ def _train_once(
                     [train_set[i] for i in range(min(len(train_set), config.eval_batch_size))]
                 )
                 with torch.no_grad():
-                    encoder.eval()(first["video"].float())
+                    encoder.to(device).eval()(first["video"].to(device).float())
                 warm_up = False
-            return extract_features(encoder, dataset, config.eval_batch_size, f"features {split}")
+            return extract_features(encoder, dataset, config.eval_batch_size, f"features {split}", device)
 
         splits = {"train": (args.train_split, train_set), "test": (args.test_split, test_set)}
         if val_set is not None:
@@ -508,6 +514,8 @@ def _train_once(
         metadata=metadata,
         progress=not args.no_progress,
         log=print,
+        device=device,
+        amp=args.amp,
     )
 
 

@@ -201,26 +201,33 @@ class FeatureSet(Dataset):
 
 
 def extract_features(
-    encoder: nn.Module, dataset: Iterable[Mapping[str, Any]], batch_size: int = 8, desc: str = "features"
+    encoder: nn.Module,
+    dataset: Iterable[Mapping[str, Any]],
+    batch_size: int = 8,
+    desc: str = "features",
+    device: str | torch.device = "cpu",
 ) -> FeatureSet:
     """Run a (frozen) encoder over a dataset once, in eval mode without gradients.
 
     Args:
-        encoder: e.g. a :class:`ClipEncoder`.
+        encoder: e.g. a :class:`ClipEncoder`; moved to ``device``.
         dataset: a ``Dataset`` of ``vidio.datasets`` items.
         batch_size: clips per forward pass.
         desc: progress-bar label.
+        device: where the encoder runs; clips are pinned and copied there asynchronously,
+            the features come back to the CPU.
 
     Returns:
         A :class:`FeatureSet` in the dataset's order.
     """
+    device = torch.device(device)
     was_training = encoder.training
-    encoder.eval()
+    encoder.to(device).eval()
     feats, scores, judges, dds, ids, actions = [], [], [], [], [], []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, pin_memory=device.type == "cuda")
     with torch.no_grad():
         for batch in tqdm(loader, desc=desc, leave=False, disable=None):
-            feats.append(encoder(batch["video"].float()).float())
+            feats.append(encoder(batch["video"].to(device, non_blocking=True).float()).float().cpu())
             scores.append(torch.as_tensor(batch["score"], dtype=torch.float32))
             ids += [str(i) for i in batch["id"]]
             if "judge_scores" in batch:

@@ -30,6 +30,7 @@ from localkit_runs import (
 )
 
 from ._bins import DECODE_METHODS, ScoreBins
+from ._device import autocast, grad_scaler, resolve_device, to_device
 from ._heads import KL_REDUCTIONS, PAPER_HIDDEN, MUSDLHead, USDLHead, kl_loss
 from ._io import load_state, save_state
 from ._metrics import evaluate
@@ -285,7 +286,7 @@ def _seed_epoch(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(value)
 
 
-def _clip_features_dim(model_encoder: nn.Module | None, item: Mapping[str, Any]) -> int:
+def _clip_features_dim(model_encoder: nn.Module | None, item: Mapping[str, Any], device: torch.device) -> int:
     if "features" in item:
         return int(torch.as_tensor(item["features"]).shape[-1])
     if model_encoder is None:
@@ -293,7 +294,7 @@ def _clip_features_dim(model_encoder: nn.Module | None, item: Mapping[str, Any])
     was_training = model_encoder.training
     model_encoder.eval()
     with torch.no_grad():
-        out = model_encoder(torch.as_tensor(item["video"]).float().unsqueeze(0))
+        out = model_encoder(torch.as_tensor(item["video"]).float().unsqueeze(0).to(device))
     model_encoder.train(was_training)
     return int(out.shape[-1])
 
@@ -310,8 +311,11 @@ def _run_split(
     dataset: Any,
     desc: str,
     progress: bool,
+    device: torch.device,
+    amp: str | None,
     optimizer: torch.optim.Optimizer | None = None,
     generator: torch.Generator | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, Any]:
     training = optimizer is not None
     model.train(training)
@@ -320,6 +324,7 @@ def _run_split(
         batch_size=config.batch_size if training else config.eval_batch_size,
         shuffle=training,
         generator=generator,
+        pin_memory=device.type == "cuda",
     )
     losses, preds, trues, actions, count = 0.0, [], [], [], 0
     with torch.set_grad_enabled(training):
@@ -329,16 +334,24 @@ def _run_split(
                 continue
             _check_scores(config, batch, training)
             targets = soft_labels(config, batch, clip=not training)
-            log_probs = model(batch)
-            loss = kl_loss(log_probs, targets.to(log_probs.dtype), config.kl_reduction)
+            with autocast(device, amp):
+                log_probs = model(to_device(batch, device))
+            # the loss in float32 whatever the autocast: a KL of half-precision logs loses too much
+            log_probs = log_probs.float()
+            loss = kl_loss(log_probs, targets.to(device, log_probs.dtype), config.kl_reduction)
             if training:
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    optimizer.step()
             size = len(batch["score"])
             losses += float(loss.detach()) * size
             count += size
-            preds.append(predict(config, log_probs, batch))
+            preds.append(predict(config, log_probs.detach().cpu(), batch))
             trues.append(as_float64(batch["score"]))
             if "action" in batch:
                 actions += list(batch["action"])
@@ -368,7 +381,11 @@ _MODEL_KEYS = ("model", "config", "head")
 
 
 def _resume(
-    out_dir: Path, config: TrainConfig, model: ScoreModel, optimizer: torch.optim.Optimizer
+    out_dir: Path,
+    config: TrainConfig,
+    model: ScoreModel,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
     state = load_state(out_dir / CHECKPOINT, "a scoredist run checkpoint", _RUN_KEYS)
     theirs = {k: v for k, v in json.loads(json.dumps(state["config"])).items() if k != "epochs"}
@@ -382,6 +399,8 @@ def _resume(
         )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
     return list(state["history"]), dict(state["best"]), int(state["epoch"]) + 1
 
 
@@ -397,6 +416,8 @@ def train(
     metadata: Mapping[str, Any] | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    device: str | torch.device = "cpu",
+    amp: str | None = None,
 ) -> TrainResult:
     """Train a USDL or MUSDL head (and the encoder, when given) and evaluate every epoch.
 
@@ -417,14 +438,19 @@ def train(
         metadata: extra JSON-able facts for ``out/run.json`` (dataset and backbone provenance).
         progress: show tqdm progress bars (on terminals).
         log: called with one line per epoch.
+        device: where the model trains (``"cpu"``, ``"cuda"``, ``"cuda:N"``); batches are
+            pinned and copied there asynchronously. Checkpoints load on any device, and a
+            run may resume on another one.
+        amp: ``"bf16"`` or ``"fp16"`` to run the model under ``torch.autocast`` (fp16 with
+            a gradient scaler, whose state is checkpointed); the loss stays float32.
 
     Returns:
         :class:`TrainResult`.
 
     Raises:
         ValueError: an empty split, items without the keys the method needs, a rule whose
-            judge count does not match, scores outside the bins or NaN, or a backbone with the
-            wrong output shape.
+            judge count does not match, scores outside the bins or NaN, a backbone with the
+            wrong output shape, or a device or precision this machine lacks.
         localkit_runs.CheckpointError: ``last.pt`` is empty, truncated or corrupt, or was
             written with a different configuration (each difference named).
         localkit_runs.RunFolderError: ``out`` is in use by another run, already holds a run
@@ -444,16 +470,20 @@ def train(
         raise ValueError("resume=True needs the run folder: pass out=")
     first = train_set[0]
     _check_first_item(config, first)
+    device = resolve_device(device, amp)
+    if encoder is not None:
+        encoder.to(device)
 
     torch.manual_seed(config.seed)
     head_shape = {
-        "in_features": _clip_features_dim(encoder, first),
+        "in_features": _clip_features_dim(encoder, first, device),
         "num_distributions": 1
         if config.method == "usdl"
         else int(torch.as_tensor(first["judge_scores"]).numel()),
     }
-    model = ScoreModel(_make_head(config, **head_shape), encoder)
+    model = ScoreModel(_make_head(config, **head_shape), encoder).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scaler = grad_scaler(device, amp)
 
     out_dir = Path(out) if out is not None else None
     # one run per folder: a second train() on it refuses to start (localkit-runs' run.lock)
@@ -467,13 +497,19 @@ def train(
                 "or choose another --out"
             )
         if out_dir is not None and resume and (out_dir / CHECKPOINT).exists():
-            history, best, start = _resume(out_dir, config, model, optimizer)
+            history, best, start = _resume(out_dir, config, model, optimizer, scaler)
             resumed_from = start
         if out_dir is not None:
             make_folder(out_dir)
             write_json(
                 out_dir / "run.json",
-                {"config": config.to_dict(), "metadata": dict(metadata or {}), "versions": _versions()},
+                {
+                    "config": config.to_dict(),
+                    "metadata": dict(metadata or {}),
+                    "versions": _versions(),
+                    "device": str(device),
+                    "amp": amp,
+                },
             )
 
         splits = [("val", val_set), ("test", test_set)] if val_set is not None else [("test", test_set)]
@@ -484,7 +520,18 @@ def train(
                 {
                     "epoch": epoch,
                     "split": "train",
-                    **_run_split(model, config, train_set, f"{tag} train", progress, optimizer, generator),
+                    **_run_split(
+                        model,
+                        config,
+                        train_set,
+                        f"{tag} train",
+                        progress,
+                        device,
+                        amp,
+                        optimizer,
+                        generator,
+                        scaler,
+                    ),
                 }
             ]
             for name, dataset in splits:
@@ -492,7 +539,7 @@ def train(
                     {
                         "epoch": epoch,
                         "split": name,
-                        **_run_split(model, config, dataset, f"{tag} {name}", progress),
+                        **_run_split(model, config, dataset, f"{tag} {name}", progress, device, amp),
                     }
                 )
             history += records
@@ -523,6 +570,7 @@ def train(
                     "epoch": epoch,
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict() if scaler is not None else None,
                     "history": history,
                     "best": best,
                     "config": config.to_dict(),

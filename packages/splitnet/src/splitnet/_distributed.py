@@ -4,7 +4,11 @@
 ``--stage-parallel`` they are N data-parallel replicas (DistributedDataParallel on every
 stage). With it, the N = K x D processes form a grid: process ``replica * K + stage`` owns
 stage ``stage`` of replica ``replica``; the D processes of one stage reduce their gradients
-together. Backend: gloo on CPU, NCCL on CUDA.
+together.
+
+Backend: gloo on CPU; on CUDA ``cpu:gloo,cuda:nccl``, so that CUDA tensors (gradients,
+activations between stages) travel over NCCL while the small CPU tensors of the epoch
+statistics and the evaluation sums travel over gloo (NCCL refuses CPU tensors).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+
+from ._device import resolve_device
 
 
 @dataclass
@@ -57,12 +63,16 @@ class Topology:
         return f"rank {self.rank} (stage {self.stage + 1}, replica {self.replica + 1})"
 
 
-def setup(k: int, stage_parallel: bool, device: str, timeout_s: float) -> Topology:
-    """Join the process group torchrun prepared (if any) and build the stage groups.
+def setup(k: int, stage_parallel: bool, device: str, timeout_s: float, amp: str | None = None) -> Topology:
+    """Check the device, join the process group torchrun prepared (if any), build the stage groups.
 
     Raises:
-        ValueError: ``--stage-parallel`` without K (or a multiple of K) processes.
+        ValueError: ``--stage-parallel`` without K (or a multiple of K) processes; a device
+            this machine lacks (see :func:`resolve_device`), fewer GPUs than processes per
+            node, or a process group initialised beforehand whose backend cannot reduce
+            CPU tensors.
     """
+    cuda = resolve_device(device, amp).type == "cuda"
     world = int(os.environ.get("WORLD_SIZE", "1"))
     stages = k if stage_parallel else 1
     if world == 1:
@@ -76,11 +86,18 @@ def setup(k: int, stage_parallel: bool, device: str, timeout_s: float) -> Topolo
         raise ValueError(
             f"--stage-parallel with K={k} needs a multiple of {k} processes (K x data replicas), got {world}"
         )
-    backend = "nccl" if device.startswith("cuda") else "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
-    rank, local_rank = dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0"))
-    if device.startswith("cuda"):
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if cuda and local_rank >= torch.cuda.device_count():
+        raise ValueError(
+            f"process with LOCAL_RANK {local_rank} has no GPU of its own: this machine has "
+            f"{torch.cuda.device_count()}; start at most that many processes per node (--nproc-per-node)"
+        )
+    if dist.is_initialized():
+        _check_cpu_collectives(dist.get_backend_config())
+    else:
+        dist.init_process_group(backend_for(cuda), timeout=timedelta(seconds=timeout_s))
+    rank = dist.get_rank()
+    if cuda:
         torch.cuda.set_device(local_rank)
     mine = None
     for stage in range(stages):
@@ -88,6 +105,23 @@ def setup(k: int, stage_parallel: bool, device: str, timeout_s: float) -> Topolo
         if rank % stages == stage:
             mine = group
     return Topology(rank, world, local_rank, stages, mine)
+
+
+def backend_for(cuda: bool) -> str:
+    """The process-group backend of a run: gloo on CPU, NCCL for CUDA tensors and gloo for CPU ones."""
+    return "cpu:gloo,cuda:nccl" if cuda else "gloo"
+
+
+def _check_cpu_collectives(config: str) -> None:
+    """Refuse a process group (initialised by the caller) whose backend cannot reduce CPU tensors."""
+    parts = [part.strip() for part in config.lower().split(",")]
+    if any(part.startswith("cpu:") or part in ("gloo", "mpi", "ucc") for part in parts):
+        return
+    raise ValueError(
+        f"the process group was initialised with backend {config!r}, which cannot reduce CPU tensors, "
+        "and splitnet sums its epoch statistics and test metrics on the CPU: initialise it with "
+        f"backend={backend_for(True)!r}, or leave it to splitnet.train"
+    )
 
 
 def teardown() -> None:

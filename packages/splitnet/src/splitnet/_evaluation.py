@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from ._config import TrainConfig, autocast_dtype
+from ._device import pin_memory
 from ._distributed import Topology
 
 
@@ -37,6 +38,7 @@ class EvalTally:
             self.sums[2] += int((pred == targets).sum())
 
     def all_reduce(self) -> None:
+        """Sum across processes; the sums stay on the CPU (the run's backend reduces CPU tensors over gloo)."""
         import torch.distributed as dist
 
         for tensor in (self.sums, self.confusion):
@@ -87,15 +89,21 @@ def evaluate(
     """
     if topology is not None and topology.distributed:
         dataset = Subset(dataset, range(topology.rank, len(dataset), topology.world))
-    loader = DataLoader(dataset, batch_size=config.eval_batch_size, shuffle=False, num_workers=config.workers)
     device = next(net.parameters()).device
+    loader = DataLoader(
+        dataset,
+        batch_size=config.eval_batch_size,
+        shuffle=False,
+        num_workers=config.workers,
+        pin_memory=pin_memory(device),
+    )
     was_training = net.training
     net.eval()
     tally = EvalTally(task, num_classes)
     dtype = autocast_dtype(config)
     with torch.no_grad():
         for x, y in loader:
-            x, y = x.to(device), y.to(device).long()
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True).long()
             with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
                 out = net(x)
             tally.add(out, y, net.task_loss(out.float(), y))

@@ -128,7 +128,8 @@ class LocalNet(nn.Module):
             loss_scale: multiplies every loss before backward (finite and positive).
             autocast_dtype: run forward passes and losses under ``torch.autocast`` with this
                 dtype (``torch.bfloat16`` on CPU; ``float16``/``bfloat16`` on CUDA).
-            grad_scaler: a ``torch.amp.GradScaler`` for float16 training.
+            grad_scaler: a ``torch.amp.GradScaler`` of the inputs' device type; float16
+                autocast needs one (its small gradients would flush to zero), bfloat16 does not.
             check_labels: validate label ranges (one cheap reduction per step).
             check_inputs: refuse NaN or infinite inputs before any backward pass (one cheap
                 reduction per step); inputs that already make a loss NaN raise
@@ -142,7 +143,8 @@ class LocalNet(nn.Module):
         Raises:
             NonFiniteLossError: a loss is NaN or infinite; names the stage and the loss.
             ValueError: labels outside ``0 .. num_classes - 1``, inputs holding NaN or inf,
-                or a ``loss_scale`` that is not a finite positive number.
+                a ``loss_scale`` that is not a finite positive number, or float16 autocast
+                without a ``grad_scaler``.
 
         Example:
             >>> import torch, splitnet
@@ -192,10 +194,17 @@ class LocalNet(nn.Module):
 
         Raises:
             NonFiniteLossError: the stage's loss is NaN or infinite.
-            ValueError: a ``loss_scale`` that is not a finite positive number, or (with
-                ``check_inputs``) an input holding NaN or inf.
+            ValueError: a ``loss_scale`` that is not a finite positive number, float16
+                autocast without a ``grad_scaler``, or (with ``check_inputs``) an input
+                holding NaN or inf.
         """
         _check_loss_scale(loss_scale)
+        if autocast_dtype == torch.float16 and grad_scaler is None:
+            raise ValueError(
+                "float16 autocast needs a gradient scaler, or small gradients flush to zero: pass "
+                f"grad_scaler=torch.amp.GradScaler({inputs.device.type!r}) and step the optimizer "
+                "through it, or use autocast_dtype=torch.bfloat16"
+            )
         runner = self._runners[k]
         amp = (
             torch.autocast(inputs.device.type, dtype=autocast_dtype)
@@ -318,8 +327,10 @@ def split(
     ]
     for i, (cut, built) in enumerate(zip(plan.cuts, objectives)):
         log.info("cut %d of %d (%s): %s", i + 1, plan.k - 1, cut.label, describe_objective(built))
-    device = next(model.parameters()).device
-    objectives = [o.to(device) for o in objectives]
+    # objective factories build on the CPU; their auxiliary nets train where the model does
+    anchor = next(model.parameters(), None)
+    if anchor is not None:
+        objectives = [o.to(anchor.device) for o in objectives]
     return LocalNet(
         stages,
         objectives,

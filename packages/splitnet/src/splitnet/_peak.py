@@ -3,8 +3,10 @@
 CPU: the process's resident-set high-water mark (``VmHWM``) is reset right before the step
 (``/proc/self/clear_refs``) and read after it; glibc is told to map every allocation of
 64 KiB or more directly, so freed tensors leave the resident set at once and the mark tracks
-live memory. CUDA: ``torch.cuda.max_memory_allocated`` over the step. Both report the
-growth over what was resident before the step (model, optimizer-free gradients, inputs).
+live memory. CUDA: ``torch.cuda.max_memory_allocated`` over the step, after
+``reset_peak_memory_stats``, and the allocator's reserved bytes beside it
+(``_device.cuda_step_peak``). Both report the growth over what was resident before the step
+(model, optimizer-free gradients, inputs).
 
 Run as ``python -m splitnet._peak '<json spec>'``; use :func:`measure_peak` from Python.
 """
@@ -38,11 +40,13 @@ def measure_peak(spec: dict, timeout: float = 1800.0) -> dict:
             (labels), ``objective``, ``objective_options``, optional ``granularity``
             (``"block"``; ``"node"`` for cuts inside blocks) and ``dataset`` (the name the
             objective picks its defaults by); optional ``device`` (``"cpu"``, ``"cuda"``),
-            ``threads``.
+            ``threads``, ``amp`` (``"bf16"`` or ``"fp16"``: the step under ``torch.autocast``,
+            fp16 with a gradient scaler).
         timeout: seconds before the measurement is abandoned.
 
     Returns:
-        ``{"peak_bytes": ..., "baseline_bytes": ..., "method": ...}``.
+        ``{"peak_bytes": ..., "baseline_bytes": ..., "method": ...}``, and on CUDA
+        ``peak_reserved_bytes`` and ``baseline_reserved_bytes``.
 
     Raises:
         MeasurementError: the subprocess failed; the message carries its error output.
@@ -71,12 +75,16 @@ def _run(spec: dict) -> dict:
     import torch.nn.functional as F
 
     from ._backbones import create_backbone
+    from ._device import cuda_step_peak
     from ._localnet import split
     from ._plan import plan
 
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
     device = torch.device(spec.get("device", "cpu"))
+    dtype = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}[spec.get("amp")]
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    amp = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
     torch.manual_seed(0)
     model = create_backbone(spec["model"], **spec.get("model_options", {})).to(device).train()
     # image-like values in [0, 1]: what reconstruction objectives check their targets against
@@ -86,7 +94,9 @@ def _run(spec: dict) -> dict:
         y = torch.randint(0, num_classes, (x.shape[0],), device=device)
 
         def step():
-            F.cross_entropy(model(x), y).backward()
+            with amp:
+                loss = F.cross_entropy(model(x), y)
+            (scaler.scale(loss) if scaler is not None else loss).backward()
 
     else:
         p = plan(
@@ -104,20 +114,11 @@ def _run(spec: dict) -> dict:
         y = torch.randint(0, p.context.num_classes, (x.shape[0],), device=device)
 
         def step():
-            net.local_step(x, y, check_labels=False)
+            net.local_step(x, y, check_labels=False, autocast_dtype=dtype, grad_scaler=scaler)
 
     step()  # warm-up: gradient buffers, kernels and allocator pools exist from here on
     if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        step()
-        torch.cuda.synchronize()
-        return {
-            "peak_bytes": torch.cuda.max_memory_allocated() - before,
-            "baseline_bytes": before,
-            "method": f"cuda max_memory_allocated ({torch.cuda.get_device_name()})",
-        }
+        return cuda_step_peak(step, device)
     before = _status_kib("VmRSS") * 1024
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")

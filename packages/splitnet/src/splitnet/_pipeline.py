@@ -23,6 +23,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 
 from ._config import autocast_dtype
+from ._device import StepTimer, pin_memory, reset_peak_memory, synchronize
 from ._errors import NonFiniteLossError, TrainingError
 from ._evaluation import EvalTally
 from ._session import (
@@ -39,29 +40,33 @@ from ._shards import resume_stage, save_shards
 
 
 class _Link:
-    """Point-to-point messages between neighbouring stages, with a bounded send queue."""
+    """Point-to-point messages between neighbouring stages, with a bounded send queue.
 
-    def __init__(self, peer: int | None, max_in_flight: int):
-        self.peer, self.max_in_flight = peer, max_in_flight
+    Every message tensor, the batch-size header too, lives on the training device: under
+    NCCL both ends must hand it CUDA tensors (a CPU buffer on one side would hang the pair).
+    """
+
+    def __init__(self, peer: int | None, max_in_flight: int, device: torch.device):
+        self.peer, self.max_in_flight, self.device = peer, max_in_flight, device
         self.pending: deque = deque()
 
     def send(self, *tensors: torch.Tensor) -> None:
-        header = torch.tensor([tensors[0].shape[0]], dtype=torch.int64)
+        header = torch.tensor([tensors[0].shape[0]], dtype=torch.int64, device=self.device)
         works = [dist.isend(t.contiguous(), self.peer) for t in (header, *tensors)]
         self.pending.append((works, tensors))  # keep the tensors alive until sent
         while len(self.pending) > self.max_in_flight:
             for work in self.pending.popleft()[0]:
                 work.wait()
 
-    def recv(self, shapes: list[tuple[int, ...]], dtypes: list[torch.dtype], device) -> list[torch.Tensor]:
-        header = torch.zeros(1, dtype=torch.int64)
+    def recv(self, shapes: list[tuple[int, ...]], dtypes: list[torch.dtype]) -> list[torch.Tensor]:
+        header = torch.zeros(1, dtype=torch.int64, device=self.device)
         dist.recv(header, self.peer)
         n = int(header)
         out = []
         for shape, dtype in zip(shapes, dtypes):
-            t = torch.empty((n, *shape), dtype=dtype)
+            t = torch.empty((n, *shape), dtype=dtype, device=self.device)
             dist.recv(t, self.peer)
-            out.append(t.to(device))
+            out.append(t)
         return out
 
     def drain(self) -> None:
@@ -74,8 +79,8 @@ def train_stage_parallel(session: Session) -> dict:
     """Run this process's stage of a pipelined, gradient-isolated training (see module doc)."""
     config, topo, net, device = session.config, session.topology, session.net, session.device
     k, last = topo.stage, topo.stage == topo.stages - 1
-    upstream = _Link(topo.rank_of(topo.replica, k - 1) if k else None, config.max_in_flight)
-    downstream = _Link(None if last else topo.rank_of(topo.replica, k + 1), config.max_in_flight)
+    upstream = _Link(topo.rank_of(topo.replica, k - 1) if k else None, config.max_in_flight, device)
+    downstream = _Link(None if last else topo.rank_of(topo.replica, k + 1), config.max_in_flight, device)
     input_shape, target_shape = session.input_shape, session.target_shape
     carried = tuple(session.plan.cuts[k - 1].shape[1:]) if k else input_shape
 
@@ -94,21 +99,22 @@ def train_stage_parallel(session: Session) -> dict:
             else None
         )
         loss_sum = correct = seen = 0.0
-        compute = 0.0
+        timer = StepTimer(device)
+        reset_peak_memory(device)
         progress = progress_bar(config, session.steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", topo)
         dist.barrier()  # every stage starts the clock together (set-up times differ by rank)
         epoch_start = time.perf_counter()
         for step in range(session.steps_per_epoch):
             if k == 0:
                 x, y = next(batches)
-                x, y = x.to(device), y.to(device)
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 h = x
             else:
                 h, x, y = upstream.recv(
-                    [carried, input_shape, target_shape], [torch.float32, torch.float32, torch.int64], device
+                    [carried, input_shape, target_shape], [torch.float32, torch.float32, torch.int64]
                 )
             update = (step + 1) % config.accumulate == 0
-            started = time.perf_counter()
+            timer.start()
             try:
                 out, loss = net.stage_step(
                     k,
@@ -127,7 +133,7 @@ def train_stage_parallel(session: Session) -> dict:
                 ) from exc
             if update:
                 optimizer_step(session)
-            compute += time.perf_counter() - started
+            timer.stop()
             global_step += 1
             loss_sum += float(loss)
             if not last:
@@ -138,9 +144,10 @@ def train_stage_parallel(session: Session) -> dict:
             progress.update(1)
         downstream.drain()
         progress.close()
+        synchronize(device)  # the epoch ends when its last step's work is done, not launched
         stats = torch.zeros(2 * topo.stages + 2, dtype=torch.float64)
         stats[k] = loss_sum / session.steps_per_epoch / topo.replicas
-        stats[topo.stages + k] = compute / session.steps_per_epoch / topo.replicas
+        stats[topo.stages + k] = sum(timer.seconds()) / session.steps_per_epoch / topo.replicas
         stats[-2:] = torch.tensor([correct, seen])
         dist.all_reduce(stats)
         # the epoch lasts until its slowest process is done (the last stage, when the pipeline flows)
@@ -178,7 +185,14 @@ def _evaluate_pipeline(session: Session, upstream: _Link, downstream: _Link, car
     stage.eval()
     target_shape = session.target_shape
     loader = (
-        iter(DataLoader(share, batch_size=config.eval_batch_size, num_workers=config.workers))
+        iter(
+            DataLoader(
+                share,
+                batch_size=config.eval_batch_size,
+                num_workers=config.workers,
+                pin_memory=pin_memory(device),
+            )
+        )
         if k == 0
         else None
     )
@@ -186,9 +200,9 @@ def _evaluate_pipeline(session: Session, upstream: _Link, downstream: _Link, car
         for _ in range(batches):
             if k == 0:
                 h, y = next(loader)
-                h, y = h.to(device), y.to(device)
+                h, y = h.to(device, non_blocking=True), y.to(device, non_blocking=True)
             else:
-                h, y = upstream.recv([carried, target_shape], [torch.float32, torch.int64], device)
+                h, y = upstream.recv([carried, target_shape], [torch.float32, torch.int64])
             out = stage(h)
             if last:
                 tally.add(out.float(), y.long(), net.task_loss(out.float(), y.long()))

@@ -448,6 +448,8 @@ def plan(
     else:
         used = sorted(allowed)
     objectives, failures = _build_objectives(context, objective, objective_options, used, final=chosen)
+    # factories build on the CPU; the measurements below feed them features on the example's device
+    objectives = {i: o.to(example_input.device) for i, o in objectives.items()}
     if chosen:
         bad = [i for i in used if i in failures]
         if bad:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 from ._checkpoint import Checkpoint, config_state, load
 from ._config import autocast_dtype
+from ._device import StepTimer, reset_peak_memory, synchronize
 from ._distributed import Topology
 from ._errors import CheckpointError, NonFiniteLossError, TrainingError
 from ._evaluation import evaluate
@@ -133,7 +134,8 @@ def train_replicated(session: Session) -> dict:
     for epoch in range(start_epoch, config.epochs):
         net.train()
         loader = epoch_loader(session.train_set, config, epoch, topo.replicas, topo.replica)
-        step_times = []
+        timer = StepTimer(device)
+        reset_peak_memory(device)
         progress = progress_bar(config, session.steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", topo)
         epoch_start = time.perf_counter()
         # islice: fetching (and augmenting) a batch that is not trained on would shift the random stream
@@ -149,7 +151,7 @@ def train_replicated(session: Session) -> dict:
             if step == skip:
                 check_targets(y, session.num_classes, session.task, f"dataset {config.dataset!r}")
             update = (step + 1) % config.accumulate == 0
-            started = time.perf_counter()
+            timer.start()
             try:
                 result = net.local_step(
                     x,
@@ -167,7 +169,7 @@ def train_replicated(session: Session) -> dict:
                 ) from exc
             if update:
                 optimizer_step(session)
-            step_times.append(time.perf_counter() - started)
+            timer.stop()
             global_step += 1
             tally.add(result.losses, result.output, y, session.task)
             progress.update(1)
@@ -176,7 +178,9 @@ def train_replicated(session: Session) -> dict:
                 save(epoch, step + 1, tally)
         progress.close()
         trained = max(1, session.steps_per_epoch - skip)
+        synchronize(device)  # the loop ends when its last step's work is done, not launched
         loop_seconds = time.perf_counter() - epoch_start  # data loading included, evaluation not
+        step_times = timer.seconds()
         skip = 0
         final = {
             "epoch": epoch + 1,

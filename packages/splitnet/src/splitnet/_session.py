@@ -286,9 +286,13 @@ def epoch_loader(dataset, config: TrainConfig, epoch: int, replicas: int = 1, re
 
 
 def peak_memory(device: torch.device) -> dict:
-    """This process's peak memory so far: CUDA's max allocated bytes, or the resident-set peak."""
+    """Peak memory: on CUDA, allocated and reserved bytes since the epoch began (the trainers reset
+    the window, ``_device.reset_peak_memory``); on CPU, the process's resident-set peak so far."""
     if device.type == "cuda":
-        return {"cuda_peak_bytes": torch.cuda.max_memory_allocated(device)}
+        return {
+            "cuda_peak_bytes": torch.cuda.max_memory_allocated(device),
+            "cuda_peak_reserved_bytes": torch.cuda.max_memory_reserved(device),
+        }
     return {"process_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 

@@ -74,7 +74,9 @@ def train(config: TrainConfig) -> dict:
         >>> splitnet.train(config)["final"]["test_acc"]  # doctest: +SKIP
         0.93
     """
-    topology = setup_distributed(config.k, config.stage_parallel, config.device, config.dist_timeout)
+    topology = setup_distributed(
+        config.k, config.stage_parallel, config.device, config.dist_timeout, amp=config.amp
+    )
     out = Path(config.out)
     try:
         lock = _lock_run_folder(out, topology)
