@@ -347,8 +347,9 @@ def _cmd_probe(args) -> int:
     from dataclasses import fields
     from pathlib import Path
 
+    from localkit_runs import make_folder, write_json
+
     from ._probe import SCHEMA, ProbeSettings, check_finished, load_probe, probe
-    from ._runfolder import make_folder, write_json
 
     settings = ProbeSettings(
         **{f.name: getattr(args, f.name) for f in fields(ProbeSettings) if getattr(args, f.name) is not None}

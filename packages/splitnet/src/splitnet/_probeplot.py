@@ -12,8 +12,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from localkit_runs import atomic_write
+
 from ._probe import ProbeResult
-from ._runfolder import atomic_write
 
 # end-to-end, then the paper's two local methods, in the colours a reader meets first
 _COLOURS = {"end-to-end": "black", "greedy": "tab:red", "infopro": "tab:blue"}
