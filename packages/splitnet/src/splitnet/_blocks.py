@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch.fx as fx
 from torch import nn
 
-from ._trace import Chain, CutPoint, _carried, _module_paths
+from ._trace import Chain, CutPoint, carried_nodes, module_paths
 
 GRANULARITIES = ("block", "node")
 
@@ -54,7 +54,7 @@ def block_cuts(chain: Chain) -> list[CutPoint]:
     """
     model = chain.model
     order: list[fx.Node] = list(chain.graph_module.graph.nodes)
-    dependent = _carried(order)
+    dependent = carried_nodes(order)
     sequential_root = isinstance(model, nn.Sequential)
 
     def is_block(path: str) -> bool:
@@ -64,7 +64,7 @@ def block_cuts(chain: Chain) -> list[CutPoint]:
 
     first: dict[str, int] = {}  # where each module's forward begins
     for pos, node in enumerate(order):
-        for path in _module_paths(node):
+        for path in module_paths(node):
             first.setdefault(path, pos)
     blocks = []
     for cut, pos in zip(chain.cuts, chain._positions):
@@ -74,7 +74,7 @@ def block_cuts(chain: Chain) -> list[CutPoint]:
         following = next((n for n in order[pos + 1 : -1] if n in dependent), None)
         if following is None:
             continue
-        starting = [p for p in _module_paths(following) if first[p] > pos]
+        starting = [p for p in module_paths(following) if first[p] > pos]
         if any(is_block(path) for path in starting):
             blocks.append(cut)
     return blocks

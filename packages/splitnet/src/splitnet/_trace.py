@@ -178,7 +178,7 @@ def _node_shape(node: fx.Node) -> tuple[int, ...] | None:
     return None
 
 
-def _module_paths(node: fx.Node) -> list[str]:
+def module_paths(node: fx.Node) -> list[str]:
     """Module paths enclosing ``node`` (fx marks repeated calls as ``path@2``; drop that)."""
     paths = [p.split("@")[0] for p in node.meta.get("nn_module_stack", {})]
     if node.op == "call_module":
@@ -190,8 +190,8 @@ def _aliases(order: list[fx.Node], pos: int) -> tuple[str, ...]:
     """Module paths that contain node ``pos`` and no later node: their forward ends here."""
     later: set[str] = set()
     for node in order[pos + 1 : -1]:
-        later.update(_module_paths(node))
-    ending = [p for p in _module_paths(order[pos]) if p not in later]
+        later.update(module_paths(node))
+    ending = [p for p in module_paths(order[pos]) if p not in later]
     return tuple(sorted(ending, key=lambda p: p.count(".")))
 
 
@@ -210,7 +210,7 @@ def _label(roots: tuple[nn.Module, ...], aliases: tuple[str, ...], node: fx.Node
         return containers[-1]
     if aliases:
         return aliases[-1]
-    enclosing = _module_paths(node)
+    enclosing = module_paths(node)
     return f"{enclosing[-1]}[{node.name}]" if enclosing else node.name
 
 
@@ -379,7 +379,7 @@ def _propagate_shapes(gm: fx.GraphModule, model: nn.Module, example: torch.Tenso
             m.training = mode
 
 
-def _carried(order: list[fx.Node]) -> set[fx.Node]:
+def carried_nodes(order: list[fx.Node]) -> set[fx.Node]:
     """Nodes that must run in place, in order: never recomputed inside a later piece.
 
     That is every value depending on the input, and every node without users (an in-place
@@ -406,7 +406,7 @@ def _carried(order: list[fx.Node]) -> set[fx.Node]:
 
 def _cut_positions(order: list[fx.Node]) -> list[int]:
     """Positions of nodes after which no other input-dependent value is still needed."""
-    dependent = _carried(order)
+    dependent = carried_nodes(order)
     index = {n: i for i, n in enumerate(order)}
     last_use = {n: max((index[u] for u in n.users), default=index[n]) for n in dependent}
     final = order[-1].args[0]
@@ -431,7 +431,7 @@ def _graph_range(chain: Chain, start: int, stop: int) -> fx.GraphModule:
     order = list(chain.graph_module.graph.nodes)
     first = 0 if start == 0 else chain._positions[start - 1] + 1
     last = len(order) - 2 if stop == chain.num_pieces else chain._positions[stop - 1]
-    dependent = _carried(order)
+    dependent = carried_nodes(order)
     graph = fx.Graph()
     env: dict[fx.Node, fx.Node] = {}
     if start == 0:
