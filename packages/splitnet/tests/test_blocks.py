@@ -162,12 +162,15 @@ def test_a_sequential_of_layers_is_cut_between_its_layers():
 
 
 def test_a_head_on_a_backbone_keeps_the_backbone_s_blocks_and_plans():
-    backbone = splitnet.create_backbone("cifar_resnet32")
-    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+    backbone = splitnet.create_backbone("cifar_resnet32")  # ends in its own classifier: (N, 10)
+    head = nn.Sequential(nn.ReLU(), nn.Linear(10, 10))
     model = splitnet.HeadedModel(backbone, head)
     labels, _ = block_labels(model, torch.randn(2, 3, 32, 32))
-    assert labels == [f"backbone.{label}" for label in cifar_blocks(32)]
-    p = splitnet.plan(model, 16, balance="infopro", measure_memory=False)
+    # the backbone's own output (after its classifier, where the head begins) is a block end too
+    assert labels == [f"backbone.{label}" for label in cifar_blocks(32)] + ["backbone"]
+    p = splitnet.plan(
+        model, 16, balance="infopro", example_input=torch.randn(2, 3, 32, 32), measure_memory=False
+    )
     assert p.cuts[0].label == "backbone.stem" and p.context.named_plan == "infopro"
 
 
