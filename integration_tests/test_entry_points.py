@@ -133,7 +133,7 @@ def test_scoredist_cli_names_a_misspelled_vidio_dataset_option(run_module, tmp_p
         "csv",
         "--root",
         str(manifest),
-        "--backbone",
+        "--model",
         "tiny3d",
         "--dataset-opt",
         "num_frame=4",

@@ -9,9 +9,9 @@ from scoredist._cli import _parser, main
 from scoredist._train import TrainConfig
 
 COMMON = [
-    "--backbone",
+    "--model",
     "tiny3d",
-    "--backbone-opt",
+    "--model-opt",
     "width=4",
     "--score-range",
     "0",
@@ -24,7 +24,7 @@ COMMON = [
     "2",
     "--batch-size",
     "8",
-    "--no-progress",
+    "--quiet",
 ]
 
 
@@ -153,7 +153,7 @@ def test_kfold_protocol_averages_folds(fake_clips, tmp_path, capsys):
             ],
             "rule 'diving' needs exactly 7 judge scores per sample, got 3",
         ),
-        (["--dataset", "fakeclips", "--backbone", "wrongshape"], "backbone 'wrongshape' returned"),
+        (["--dataset", "fakeclips", "--model", "wrongshape"], "backbone 'wrongshape' returned"),
     ],
 )
 def test_bad_input_is_one_clear_line(fake_clips, tmp_path, capsys, extra, message):
@@ -170,7 +170,7 @@ def test_missing_sigma_without_a_preset_names_the_fix(fake_clips, tmp_path, caps
         fake_clips,
         "--root",
         str(tmp_path),
-        "--backbone",
+        "--model",
         "tiny3d",
         "--bins",
         "31",
@@ -245,7 +245,7 @@ def test_list_separates_video_backbones_and_sizes_columns_to_content(fake_clips,
 
 def test_a_misspelled_backbone_option_stops_training_naming_the_accepted_ones(fake_clips, tmp_path, capsys):
     argv = ["train", "--dataset", fake_clips, "--root", str(tmp_path), "--out", str(tmp_path / "run")]
-    argv += [*COMMON, "--backbone-opt", "widht=4"]
+    argv += [*COMMON, "--model-opt", "widht=4"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: backbone 'tiny3d' from 'localkit-scoredist")

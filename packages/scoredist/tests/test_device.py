@@ -123,7 +123,7 @@ def test_the_cli_reports_a_missing_gpu_without_a_traceback(tmp_path, monkeypatch
         str(tmp_path),
         "--out",
         str(tmp_path / "run"),
-        "--backbone",
+        "--model",
         "tiny3d",
         "--score-range",
         "0",
@@ -134,7 +134,7 @@ def test_the_cli_reports_a_missing_gpu_without_a_traceback(tmp_path, monkeypatch
         "1",
         "--device",
         "cuda",
-        "--no-progress",
+        "--quiet",
     ]
     assert main(argv) == 2
     assert "asks for a GPU" in capsys.readouterr().err

@@ -23,7 +23,7 @@ from scoredist._presets import PRESETS
 
 pytestmark = pytest.mark.hostile
 
-BASE = ["--dataset", "anything", "--backbone", "tiny3d"]
+BASE = ["--dataset", "anything", "--model", "tiny3d"]
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,7 @@ def test_demo_refuses_a_negative_seed(tmp_path, capsys):
 
 
 def test_an_empty_score_range_names_the_flags(fake_clips, tmp_path, capsys):
-    argv = ["train", "--dataset", fake_clips, "--root", str(tmp_path), "--backbone", "tiny3d"]
+    argv = ["train", "--dataset", fake_clips, "--root", str(tmp_path), "--model", "tiny3d"]
     argv += ["--score-range", "30", "0", "--bins", "31", "--sigma", "1", "--out", str(tmp_path / "run")]
     assert main(argv) == 2
     assert "error: --score-range 30 0 / --bins 31: score bins need high > low" in capsys.readouterr().err
@@ -188,9 +188,9 @@ class Leaky(torch.utils.data.Dataset):
 def test_the_score_range_comes_from_the_training_split_only(fake_dist, tmp_path, capsys):
     fake_dist("leaky-aqa", {"vidio.datasets": {"leaky": "leaky_mod:Leaky"}}, {"leaky_mod": LEAKY})
     out = tmp_path / "run"
-    argv = ["train", "--dataset", "leaky", "--root", str(tmp_path), "--backbone", "tiny3d"]
-    argv += ["--backbone-opt", "width=2", "--bins", "13", "--sigma", "1", "--epochs", "1"]
-    argv += ["--batch-size", "4", "--out", str(out), "--no-progress"]
+    argv = ["train", "--dataset", "leaky", "--root", str(tmp_path), "--model", "tiny3d"]
+    argv += ["--model-opt", "width=2", "--bins", "13", "--sigma", "1", "--epochs", "1"]
+    argv += ["--batch-size", "4", "--out", str(out), "--quiet"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "score range 20..80: the training split's scores (the dataset declares 5..99" in printed
@@ -287,11 +287,11 @@ def test_the_cli_reports_a_truncated_checkpoint_without_a_traceback(fake_clips, 
         str(tmp_path),
         "--out",
         str(out),
-        "--backbone",
+        "--model",
         "tiny3d",
     ]
-    argv += ["--backbone-opt", "width=4", "--score-range", "0", "30", "--bins", "31", "--sigma", "1"]
-    argv += ["--epochs", "1", "--batch-size", "8", "--no-progress"]
+    argv += ["--model-opt", "width=4", "--score-range", "0", "30", "--bins", "31", "--sigma", "1"]
+    argv += ["--epochs", "1", "--batch-size", "8", "--quiet"]
     assert main(argv) == 0
     (out / "last.pt").write_bytes((out / "last.pt").read_bytes()[:100])
     capsys.readouterr()
@@ -332,3 +332,41 @@ def test_a_second_run_on_a_busy_folder_refuses_and_the_first_keeps_its_files(tmp
     assert result.history and not (out / LOCK_NAME).exists()
     with pytest.raises(RunFolderError, match="already holds a run"):
         _fit(out)
+
+
+def test_the_old_flag_spellings_still_work_for_one_release_with_a_warning(capsys):
+    old = _parser().parse_args(
+        [
+            "train",
+            "--dataset",
+            "d",
+            "--root",
+            "r",
+            "--backbone",
+            "tiny3d",
+            "--backbone-opt",
+            "width=4",
+            "--no-progress",
+        ]
+    )
+    warnings = capsys.readouterr().err
+    for spelling, new in (
+        ("--backbone", "--model"),
+        ("--backbone-opt", "--model-opt"),
+        ("--no-progress", "--quiet"),
+    ):
+        assert (
+            f"warning: {spelling} is deprecated and will be removed in scoredist 0.3; use {new}" in warnings
+        )
+    new = _parser().parse_args(
+        ["train", "--dataset", "d", "--root", "r", "--model", "tiny3d", "--model-opt", "width=4", "--quiet"]
+    )
+    assert capsys.readouterr().err == ""
+    assert (
+        (old.model, old.model_opt, old.quiet)
+        == (new.model, new.model_opt, new.quiet)
+        == ("tiny3d", [("width", 4)], True)
+    )
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["train", "--dataset", "d", "--root", "r"])
+    assert "error: one of the arguments --model is required" in capsys.readouterr().err

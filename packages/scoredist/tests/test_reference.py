@@ -119,7 +119,7 @@ def test_jigsaws_optimisation_and_segments():
         80,
         {"usdl": 0.0, "musdl": 0.0},
     )
-    args = _parser().parse_args(["train", "--dataset", "jigsaws", "--root", "/r", "--backbone", "b"])
+    args = _parser().parse_args(["train", "--dataset", "jigsaws", "--root", "/r", "--model", "b"])
     config, _ = build_config(args, JIGSAWS, None)
     assert (config.lr, config.seed, config.batch_size, config.eval_batch_size) == (1e-4, 1, 4, 20)
     assert (config.sigma, config.epochs, config.weight_decay) == (1.0, 80, 0.0)
@@ -183,7 +183,7 @@ def test_the_jigsaws_preset_runs_four_folds_and_reports_the_reference_figure(fak
     fake_dist("folded", {"vidio.datasets": {"folded": "folded_mod:Folded"}}, {"folded_mod": FOLDED})
     out = tmp_path / "kfold"
     argv = ["train", "--dataset", "folded", "--preset", "jigsaws", "--root", str(tmp_path), "--out", str(out)]
-    argv += ["--backbone", "tiny3d", "--backbone-opt", "width=2", "--epochs", "2", "--no-progress"]
+    argv += ["--model", "tiny3d", "--model-opt", "width=2", "--epochs", "2", "--quiet"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "fold 4/4" in printed and "mean of the last 2 epochs, the reference's figure" in printed
@@ -209,11 +209,11 @@ def test_one_fold_of_a_kfold_preset_on_request(fake_dist, tmp_path, capsys):
     fake_dist("folded", {"vidio.datasets": {"folded": "folded_mod:Folded"}}, {"folded_mod": FOLDED})
     argv = ["train", "--dataset", "folded", "--preset", "jigsaws", "--root", str(tmp_path)]
     argv += [
-        "--backbone",
+        "--model",
         "tiny3d",
-        "--backbone-opt",
+        "--model-opt",
         "width=2",
-        "--no-progress",
+        "--quiet",
         "--out",
         str(tmp_path / "r"),
     ]

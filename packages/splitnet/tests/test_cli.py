@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from splitnet._cli import build_parser, main, parse_value
+from splitnet._cli import build_parser, main
 from splitnet._config import TrainConfig
 
 
@@ -68,9 +68,23 @@ def test_errors_name_the_problem_and_exit_2(capsys):
     assert code == 2 and "K=500" in err and "choose K <=" in err
 
 
-def test_option_values_parse_like_python_literals():
-    assert parse_value("5") == 5 and parse_value("0.5") == 0.5 and parse_value("true") is True
-    assert parse_value("5,0") == (5, 0) and parse_value("bce") == "bce" and parse_value("none") is None
+def test_options_use_the_one_name_value_grammar_of_every_localkit_cli(capsys):
+    args = build_parser().parse_args(
+        [
+            "plan",
+            "--model",
+            "cifar_resnet20",
+            "--objective-opt",
+            "lambda-recon=5",
+            "--objective-opt",
+            "heads=1,2",
+        ]
+    )
+    assert dict(args.objective_opt) == {"lambda_recon": 5, "heads": (1, 2)}
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(["plan", "--model", "cifar_resnet20", "--model-opt", "width"])
+    assert stop.value.code == 2
+    assert "argument --model-opt: options are written NAME=VALUE, got 'width'" in capsys.readouterr().err
 
 
 def test_module_entry_point_runs():

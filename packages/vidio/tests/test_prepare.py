@@ -126,7 +126,7 @@ def test_the_command_line_prepares_with_a_progress_line_per_video(source, tmp_pa
         " 3/3 videos",
     ]
     assert vidio.probe(dst / "sub" / "a.mp4").width == 128  # kept
-    assert main([*argv, "--no-progress"]) == 0
+    assert main([*argv, "--quiet"]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("0 prepared, 3 already done, 0 failed") and err == ""
     assert main(["prepare", str(source), str(dst), "--crf", "60"]) == 2

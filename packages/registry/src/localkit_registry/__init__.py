@@ -20,6 +20,7 @@ Example:
     1
 """
 
+from ._cli_options import parse_option, parse_value
 from ._contexts import CutContext, HeadContext
 from ._errors import (
     ContractError,
@@ -50,4 +51,6 @@ __all__ = [
     "accepted_options",
     "check_options",
     "natural_key",
+    "parse_option",
+    "parse_value",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import typing
@@ -16,7 +15,7 @@ import torch
 from torch.utils.data import Subset, default_collate
 from tqdm.auto import tqdm
 
-from localkit_registry import RegistryError, accepted_options
+from localkit_registry import RegistryError, accepted_options, parse_option
 from localkit_runs import RunError, write_json
 
 from ._bins import DECODE_METHODS, ScoreBins
@@ -28,16 +27,6 @@ from ._presets import PRESETS, Preset
 from ._protocol import kfold_summary, split_validation
 from ._rules import RULES, as_float64
 from ._train import METHODS, TrainConfig, TrainResult, train
-
-
-def _option(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"options are written name=value, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def _integer(minimum: int) -> Callable[[str], int]:
@@ -98,6 +87,26 @@ def _reference(name: str) -> str:
     return f"(default: {TrainConfig.__dataclass_fields__[name].default}, as the reference)"
 
 
+def _renamed(
+    parser: argparse.ArgumentParser | argparse._ActionsContainer,
+    old: str,
+    new: str,
+    action: type[argparse.Action],
+    **kwargs: Any,
+) -> None:
+    """``old`` keeps working for one more release as ``new``, with a message saying so."""
+
+    class Renamed(action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            print(
+                f"warning: {old} is deprecated and will be removed in scoredist 0.3; use {new}",
+                file=sys.stderr,
+            )
+            super().__call__(parser, namespace, values, option_string)
+
+    parser.add_argument(old, action=Renamed, help=argparse.SUPPRESS, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m scoredist",
@@ -113,10 +122,11 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--method", choices=METHODS, default="usdl", help="one score distribution, or one per judge"
     )
-    tr.add_argument("--backbone", required=True, help="a splitnet.backbones entry, e.g. tiny3d or i3d")
+    backbone = tr.add_mutually_exclusive_group(required=True)  # --model, or its old spelling
+    backbone.add_argument("--model", help="the backbone: a splitnet.backbones entry, e.g. tiny3d or i3d")
     tr.add_argument(
-        "--backbone-opt",
-        type=_option,
+        "--model-opt",
+        type=parse_option,
         action="append",
         default=[],
         metavar="NAME=VALUE",
@@ -124,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "--dataset-opt",
-        type=_option,
+        type=parse_option,
         action="append",
         default=[],
         metavar="NAME=VALUE",
@@ -233,7 +243,11 @@ def _parser() -> argparse.ArgumentParser:
         "--amp", choices=sorted(AMP), default=None, help="mixed precision (fp16 with a gradient scaler)"
     )
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
-    tr.add_argument("--no-progress", action="store_true", help="no progress bars")
+    tr.add_argument("--quiet", action="store_true", help="no progress bars")
+    # the spellings of scoredist 0.1.0 before the flags were shared with splitnet; removed in 0.3
+    _renamed(backbone, "--backbone", "--model", argparse._StoreAction, dest="model")
+    _renamed(tr, "--backbone-opt", "--model-opt", argparse._AppendAction, dest="model_opt", type=parse_option)
+    _renamed(tr, "--no-progress", "--quiet", argparse._StoreTrueAction, dest="quiet")
 
     about = "the rules, backbones and datasets scoredist can see"
     sub.add_parser("list", help=about, description=about, formatter_class=_Help)
@@ -428,12 +442,12 @@ def _train_once(
     device = resolve_device(args.device, args.amp)
 
     torch.manual_seed(config.seed)
-    backbone_options = dict(args.backbone_opt)
+    backbone_options = dict(args.model_opt)
     segments = tuple(args.segments) if args.segments is not None else (preset and preset.segments)
     stride = args.segment_stride if args.segment_stride is not None else (preset and preset.segment_stride)
     encoder = ClipEncoder(
-        create_backbone(args.backbone, **backbone_options),
-        args.backbone,
+        create_backbone(args.model, **backbone_options),
+        args.model,
         segments,
         stride if segments else None,
     )
@@ -441,7 +455,7 @@ def _train_once(
         "command": ["python", "-m", "scoredist", *args.argv],
         "dataset": {"name": args.dataset, "root": root, "options": options},
         "backbone": {
-            "name": args.backbone,
+            "name": args.model,
             "options": backbone_options,
             "segments": segments,
             "segment_stride": encoder.stride,
@@ -478,12 +492,12 @@ def _train_once(
                 "root": str(Path(root).resolve()),
                 "split": split,
                 "options": options,
-                "backbone": args.backbone,
+                "backbone": args.model,
                 "backbone_options": backbone_options,
                 "segments": segments,
                 "segment_stride": encoder.stride,
                 "seed": config.seed,
-                "provenance": BACKBONES.entry(args.backbone).as_dict(),
+                "provenance": BACKBONES.entry(args.model).as_dict(),
             }
             cached[key], hit = cached_features(
                 args.cache_features, description, lambda d=dataset, s=split: extract(d, s)
@@ -512,7 +526,7 @@ def _train_once(
         out=out,
         resume=args.resume,
         metadata=metadata,
-        progress=not args.no_progress,
+        progress=not args.quiet,
         log=print,
         device=device,
         amp=args.amp,

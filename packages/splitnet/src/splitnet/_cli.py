@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from localkit_registry import RegistryError
+from localkit_registry import RegistryError, parse_option
 
 GROUPS = ("backbones", "objectives", "heads", "datasets")
 DESCRIPTION = (
@@ -47,32 +47,10 @@ def _config_defaults(p: argparse.ArgumentParser) -> None:
             action.help = f"{action.help} (default: {value})"
 
 
-def parse_value(text: str):
-    """``"3"`` -> 3, ``"0.5"`` -> 0.5, ``"true"`` -> True, ``"5,0"`` -> (5, 0), else the string."""
-    if "," in text:
-        return tuple(parse_value(part) for part in text.split(","))
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def parse_options(pairs: list[str] | None, flag: str) -> dict:
-    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``; a clear error for anything else."""
-    options = {}
-    for pair in pairs or []:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise SystemExit(f"error: {flag} takes name=value, got {pair!r}")
-        options[name.replace("-", "_")] = parse_value(value)
-    return options
+def parse_options(pairs: list[tuple[str, object]] | None) -> dict:
+    """The ``(name, value)`` pairs of a repeated ``--*-opt NAME=VALUE`` flag as keywords
+    (read by :func:`localkit_registry.parse_option`, the grammar of every localkit CLI)."""
+    return dict(pairs or ())
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -80,7 +58,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--model", required=True, help="backbone: a splitnet.backbones entry or any timm model name"
     )
     p.add_argument(
-        "--model-opt", action="append", metavar="NAME=VALUE", help="keyword for the backbone factory"
+        "--model-opt",
+        action="append",
+        type=parse_option,
+        metavar="NAME=VALUE",
+        help="keyword for the backbone factory",
     )
     p.add_argument(
         "--input-size",
@@ -90,7 +72,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         help="one input's shape, e.g. 3 32 32 (default: the model's own)",
     )
     p.add_argument("--head", help="splitnet.heads entry to put on the backbone (e.g. for segmentation)")
-    p.add_argument("--head-opt", action="append", metavar="NAME=VALUE", help="option for the head")
+    p.add_argument(
+        "--head-opt", action="append", type=parse_option, metavar="NAME=VALUE", help="option for the head"
+    )
     p.add_argument(
         "--task",
         choices=("classification", "segmentation"),
@@ -119,7 +103,13 @@ def _add_plan_args(p: argparse.ArgumentParser, batch_help: str) -> None:
     p.add_argument("--budget-mib", type=float, help="smallest K whose peak saved memory fits this many MiB")
     p.add_argument("--batch-size", type=int, help=batch_help)
     p.add_argument("--objective", default="greedy", help="splitnet.objectives entry costed at each cut")
-    p.add_argument("--objective-opt", action="append", metavar="NAME=VALUE", help="option for the objective")
+    p.add_argument(
+        "--objective-opt",
+        action="append",
+        type=parse_option,
+        metavar="NAME=VALUE",
+        help="option for the objective",
+    )
     p.add_argument("--num-classes", type=int, help="classes of the task (default: from the output shape)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -139,7 +129,7 @@ def _model_and_input(args):
     from ._plan import example_batch
 
     torch.manual_seed(0)
-    model = create_backbone(args.model, **parse_options(args.model_opt, "--model-opt"))
+    model = create_backbone(args.model, **parse_options(args.model_opt))
     example = example_batch(model, args.input_size)
     if args.head:
         from ._build import attach_head
@@ -152,7 +142,7 @@ def _model_and_input(args):
             example,
             args.num_classes,
             args.task,
-            **parse_options(args.head_opt, "--head-opt"),
+            **parse_options(args.head_opt),
         )
     return model, example
 
@@ -170,7 +160,7 @@ def _build_plan(args):
         batch_size=args.batch_size,
         example_input=x,
         objective=args.objective,
-        objective_options=parse_options(args.objective_opt, "--objective-opt"),
+        objective_options=parse_options(args.objective_opt),
         num_classes=args.num_classes,
         task=args.task,
         granularity=args.cut_granularity,
@@ -254,7 +244,7 @@ def _cmd_memory(args) -> int:
     if args.real:
         common = {
             "model": args.model,
-            "model_options": parse_options(args.model_opt, "--model-opt"),
+            "model_options": parse_options(args.model_opt),
             "input_size": list(x.shape[1:]),
             "batch_size": p.batch_size,
             "device": args.device,
@@ -305,10 +295,10 @@ def _cmd_train(args) -> int:
     config = TrainConfig(
         **{
             **given,
-            "model_options": parse_options(args.model_opt, "--model-opt"),
-            "head_options": parse_options(args.head_opt, "--head-opt"),
-            "dataset_options": parse_options(args.dataset_opt, "--dataset-opt"),
-            "objective_options": parse_options(args.objective_opt, "--objective-opt"),
+            "model_options": parse_options(args.model_opt),
+            "head_options": parse_options(args.head_opt),
+            "dataset_options": parse_options(args.dataset_opt),
+            "objective_options": parse_options(args.objective_opt),
             "nesterov": not args.no_nesterov,
             "progress": not args.quiet,
         }
@@ -440,7 +430,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder holding the dataset in its official layout")
     p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
     p.add_argument(
-        "--dataset-opt", action="append", metavar="NAME=VALUE", help="option for the dataset factory"
+        "--dataset-opt",
+        action="append",
+        type=parse_option,
+        metavar="NAME=VALUE",
+        help="option for the dataset factory",
     )
     p.add_argument("--eval-split", default="test", help="split evaluated every epoch")
     p.add_argument("--epochs", type=int, help="passes over the training split")

@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument(
         "--workers", type=int, default=None, help="videos encoded at once (default: CPU cores)"
     )
-    prepare.add_argument("--no-progress", action="store_true", help="no progress bar")
+    prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -109,7 +109,7 @@ def _prepare(args: argparse.Namespace) -> int:
         if args.workers is not None and args.workers < 1:
             raise ValueError(f"--workers must be at least 1, not {args.workers}")
         result = prepare_folder(
-            args.src, args.dst, settings, workers=args.workers, progress=_Bar(not args.no_progress)
+            args.src, args.dst, settings, workers=args.workers, progress=_Bar(not args.quiet)
         )
     except (PrepareError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
