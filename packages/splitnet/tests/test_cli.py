@@ -225,3 +225,18 @@ def test_demo_help_describes_the_command_and_its_options(capsys):
     assert "images.png" in text
     assert "--epochs EPOCHS epochs of each method (default: 12)" in text
     assert "--seed SEED seed of every method's run (default: 0)" in text
+
+
+def test_training_reports_through_logging_and_the_cli_shows_it_unless_quiet(tmp_path, capsys, caplog):
+    import logging
+
+    argv = ["train", "--model", "cifar_resnet20", "--k", "2", "--epochs", "1", "--batch-size", "64"]
+    argv += ["--max-steps-per-epoch", "1", "--threads", "1"]
+    with caplog.at_level(logging.INFO, logger="splitnet"):
+        assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    assert any(r.name == "splitnet._session" and '"epoch": 1' in r.getMessage() for r in caplog.records)
+    shown = capsys.readouterr()
+    line = '{"epoch": 1, "test_loss"'  # the epoch's line; stdout holds only the final summary
+    assert line in shown.err and line not in shown.out and "cut 1 of 1 (layer1.2)" in shown.err
+    assert main([*argv, "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert line not in capsys.readouterr().err

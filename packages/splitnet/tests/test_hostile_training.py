@@ -406,7 +406,7 @@ def test_a_torchrun_on_a_busy_folder_stops_every_rank_at_once(tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", "is corrupt or truncated"),
+        (b"", r"is empty \(0 bytes\): a write was cut short"),
         (None, "is not a splitnet checkpoint"),
         ({"format": 1, "model": {}}, f"checkpoint of format 1; this splitnet reads format {FORMAT}"),
         (

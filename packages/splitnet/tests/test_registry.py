@@ -98,7 +98,7 @@ def test_a_misspelled_head_option_names_the_accepted_ones():
 def test_a_misspelled_dataset_option_names_the_accepted_ones():
     with pytest.raises(
         splitnet.OptionError,
-        match=r"dataset 'digits' .*'augmnet' \(did you mean 'augment'\?\). It accepts: 'augment'\.",
+        match=r"dataset 'digits' .*'augmnet' \(did you mean 'augment'\?\). It accepts: 'augment', 'per_class'\.",
     ):
         splitnet.create_dataset("digits", None, "test", augmnet=False)
     with pytest.raises(

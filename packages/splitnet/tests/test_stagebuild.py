@@ -106,7 +106,9 @@ def test_a_model_that_cannot_be_built_on_meta_names_the_fallback(fake_dist, fres
         {"splitnet.backbones": {"reads_weights": "reads_weights:make"}},
         {"reads_weights": BAD_BACKBONE},
     )
-    config = TrainConfig(model="reads_weights", k=2, cuts=["conv"], stage_parallel=True, out="unused")
+    config = TrainConfig(
+        model="reads_weights", k=2, cuts=["conv"], cut_granularity="node", stage_parallel=True, out="unused"
+    )
     topology = Topology(rank=0, world=2, stages=2)
     with pytest.raises(MetaBuildError) as caught:
         build_stage(config, torch.randn(2, 3, 8, 8), 10, "classification", MEAN, STD, topology)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from localkit_registry import RegistryError, parse_option
@@ -548,12 +549,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (a test's capture, a redirected stream)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _show_logs(quiet: bool) -> None:
+    """The library reports through ``logging`` (the objective at each cut, each epoch's line);
+    the command line shows splitnet's INFO messages on stderr, or only warnings with --quiet."""
+    logger = logging.getLogger("splitnet")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m splitnet`` and the ``splitnet`` console script."""
     from ._errors import TrainingError
     from ._peak import MeasurementError
 
     args = build_parser().parse_args(argv)
+    _show_logs(quiet=bool(getattr(args, "quiet", False)))
     try:
         return args.func(args)
     except (

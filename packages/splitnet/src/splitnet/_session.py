@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import random
 import resource
@@ -33,6 +34,8 @@ from ._registries import DATASETS
 from ._shards import INDEX_NAME, ShardIndex, check_resumable
 from ._stagebuild import build_stage
 from ._threads import default_threads
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -225,9 +228,8 @@ def write_run_files(session: Session) -> None:
 def append_metrics(session: Session, metrics: dict) -> None:
     """The epoch's line of metrics.jsonl, on disk before training goes on (rank 0 only)."""
     record_metrics(session.out, metrics)
-    if session.config.progress:
-        shown = {k: v for k, v in metrics.items() if k in ("epoch", "test_acc", "test_miou", "test_loss")}
-        print(json.dumps(shown))
+    shown = {k: v for k, v in metrics.items() if k in ("epoch", "test_acc", "test_miou", "test_loss")}
+    log.info("%s", json.dumps(shown))
 
 
 def finish(session: Session, final: dict) -> dict:
