@@ -442,3 +442,29 @@ def test_summarize_refuses_a_path_that_does_not_exist(tmp_path, capsys):
         summarize([str(tmp_path / "half"), str(tmp_path / "typo")])
     assert main(["summarize", str(tmp_path / "typo")]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+# ---- inputs that do not fit: named, never a torch traceback
+
+
+def test_an_input_with_the_wrong_channel_count_is_named_plainly():
+    model = splitnet.create_backbone("cifar_resnet20")
+    with pytest.raises(
+        splitnet.SplitError, match=r"^CifarResNet expects 3 channels, got 1 \(an input of shape"
+    ):
+        splitnet.plan(model, 2, example_input=torch.randn(2, 1, 32, 32), measure_memory=False)
+
+
+def test_a_corrupt_image_in_an_imagefolder_names_the_file(tmp_path):
+    from PIL import Image
+
+    for cls in ("cat", "dog"):
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "train" / cls / "0.png")
+    (tmp_path / "train" / "cat" / "1.png").write_bytes(b"\x89PNG but cut short")
+    data = splitnet.create_dataset("imagefolder", tmp_path, "train", image_size=8)
+    assert data[2][0].shape == (3, 8, 8)  # the readable ones read
+    with pytest.raises(
+        ValueError, match=r"imagefolder: .*cat/1.png is not a readable image .*delete or replace it"
+    ):
+        data[1]

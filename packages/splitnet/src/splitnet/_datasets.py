@@ -290,6 +290,19 @@ def stl10(root, split, *, download: bool = False, augment: bool = True) -> Datas
     return _Wrapped(STL10(str(root), split=split, transform=tf), 10, STL_MEAN, STL_STD)
 
 
+def _read_image(path: str):
+    """An RGB image, or a ValueError naming the file: a corrupt image stops a run with its name."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as f, Image.open(f) as image:
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(
+            f"imagefolder: {path} is not a readable image ({exc}); delete or replace it"
+        ) from exc
+
+
 def imagefolder(root, split, *, image_size: int = 224, augment: bool = True) -> Dataset:
     """Any tree ``root/<split>/<class>/<image>`` (ImageNet style), resized to ``image_size``."""
     from torchvision import transforms as T
@@ -335,7 +348,7 @@ def imagefolder(root, split, *, image_size: int = 224, augment: bool = True) -> 
             ]
         )
     try:
-        inner = ImageFolder(str(folder), transform=tf)
+        inner = ImageFolder(str(folder), transform=tf, loader=_read_image)
     except FileNotFoundError as exc:
         raise DatasetLayoutError(f"imagefolder: {exc}. Expected the layout {expected}.") from exc
     return _Wrapped(inner, len(inner.classes), IMAGENET_MEAN, IMAGENET_STD)

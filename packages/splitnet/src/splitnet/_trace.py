@@ -369,9 +369,19 @@ def _propagate_shapes(gm: fx.GraphModule, model: nn.Module, example: torch.Tenso
         with torch.no_grad():
             ShapeProp(gm).propagate(example)
     except Exception as exc:
+        first = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+        if first is not None and example.dim() >= 2 and example.shape[1] != first.in_channels:
+            raise SplitError(
+                f"{type(model).__name__} expects {first.in_channels} channels, got {example.shape[1]} "
+                f"(an input of shape {tuple(example.shape)}): pass images with {first.in_channels} "
+                "channels, or build the model for yours (e.g. in_chans=)"
+            ) from exc
+        cause = exc
+        while cause.__cause__ is not None:  # ShapeProp wraps the model's own error in its own
+            cause = cause.__cause__
         raise SplitError(
             f"{type(model).__name__} rejected an input of shape {tuple(example.shape)}: "
-            f"{type(exc).__name__}: {exc}. Pass an example input the model accepts (check the "
+            f"{type(cause).__name__}: {cause}. Pass an example input the model accepts (check the "
             "channel count and the image size it was built for, e.g. timm's img_size=)."
         ) from exc
     finally:
