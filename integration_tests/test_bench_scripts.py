@@ -45,11 +45,20 @@ def _decode(report):
     assert report["disk"]["prepared_bytes"] < report["disk"]["jpeg_frames"]["prepared_size"]["bytes"]
 
 
+def _stage_parallel(report):
+    assert report["single"]["returncode"] == 0 and report["stage_parallel"]["returncode"] == 0
+    assert len(report["stage_parallel"]["ranks"]) == 2 and len(report["per_rank_ratio"]) == 2
+    assert all(ratio > 0 for ratio in report["per_rank_ratio"]) and report["sum_ratio"] > 0
+    # the capped runs are reported whatever their outcome, with the cap they ran under
+    assert report["cap_bytes"] > 0 and {"returncode", "ranks"} <= set(report["capped_stage_parallel"])
+
+
 # script -> (the report it writes, what must hold in it)
 REPORTS = {
     "bench_memory.py": ("memory.json", _memory),
     "bench_step_time.py": ("step_time.json", _step_time),
     "bench_pipeline.py": ("pipeline.json", _pipeline),
+    "bench_stage_parallel.py": ("stage_parallel.json", _stage_parallel),
     "bench_decode.py": ("vidio_decode.json", _decode),
 }
 
