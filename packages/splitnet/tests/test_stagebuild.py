@@ -38,7 +38,7 @@ def own(state: dict, stage: int) -> dict:
     ("model", "options", "objective"),
     [
         ("cifar_resnet20", {}, "greedy"),
-        ("vit_tiny_patch16_224", {"img_size": 32, "patch_size": 8, "depth": 4}, "infopro"),
+        ("vit_tiny_patch16_224", {"img_size": 32, "patch_size": 8, "depth": 4}, "greedy"),
     ],
 )
 def test_each_stage_equals_the_same_stage_of_a_full_build(model, options, objective):
