@@ -11,7 +11,8 @@ DOC = PLUGIN.parents[1] / "docs" / "plugins.md"
 
 
 def code_blocks(language: str) -> list[str]:
-    return re.findall(rf"^```{language}\n(.*?)^```", DOC.read_text(), re.S | re.M)
+    # a fence may carry attributes after the language (```python needs=numpy)
+    return re.findall(rf"^```{language}(?: [^\n]*)?\n(.*?)^```", DOC.read_text(), re.S | re.M)
 
 
 def test_the_recipe_shows_the_pyproject():
