@@ -141,7 +141,8 @@ def _isolated_site(roots: list[str], folder: Path) -> Path:
                 (folder / top).symlink_to(Path(dist.locate_file(top)))
         if name in LOCAL:
             for child in (LOCAL[name] / "src").iterdir():
-                if (child / "__init__.py").exists():
+                # linked already where an egg-info left by a build in src/ listed the package
+                if (child / "__init__.py").exists() and not (folder / child.name).exists():
                     (folder / child.name).symlink_to(child)
     return folder
 
