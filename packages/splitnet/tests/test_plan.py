@@ -256,8 +256,15 @@ def test_budget_picks_the_smallest_k_that_fits(resnet32, resnet32_chain):
 
 def test_an_input_the_model_rejects():
     model = splitnet.create_backbone("cifar_resnet20")
-    with pytest.raises(splitnet.SplitError, match=r"rejected an input of shape \(2, 1, 32, 32\)"):
+    with pytest.raises(
+        splitnet.SplitError, match=r"expects 3 channels, got 1 \(an input of shape \(2, 1, 32, 32\)\)"
+    ):
         splitnet.plan(model, 2, example_input=torch.randn(2, 1, 32, 32))
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(12, 4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(
+        splitnet.SplitError, match=r"rejected an input of shape \(2, 3, 2, 3\): RuntimeError: mat1"
+    ):
+        splitnet.plan(flat, 2, example_input=torch.randn(2, 3, 2, 3))
     with pytest.raises(splitnet.SplitError, match="at least 2 samples"):
         splitnet.plan(model, 2, example_input=torch.randn(1, 3, 32, 32))
     with pytest.raises(splitnet.SplitError, match="pass example_input"):
