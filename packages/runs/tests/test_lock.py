@@ -9,9 +9,10 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
-from localkit_runs import LOCK_NAME, RunFolderError, RunLock
+from localkit_runs import LOCK_NAME, RunFolderError, RunLock, process_exists
 
 HOLD = textwrap.dedent("""
     import sys, time
@@ -66,3 +67,17 @@ def test_release_leaves_a_lock_it_does_not_hold(tmp_path):
     (folder / LOCK_NAME).write_text(json.dumps(other))
     lock.release()
     assert json.loads((folder / LOCK_NAME).read_text()) == other
+
+
+def test_a_zombie_holder_counts_as_gone(tmp_path):
+    # a holder killed but not yet reaped by its parent must not keep the folder locked
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        child.kill()
+        deadline = time.monotonic() + 60
+        while process_exists(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not process_exists(child.pid)  # a zombie until the wait() below
+    finally:
+        child.wait()
+    assert process_exists(os.getpid())

@@ -23,7 +23,7 @@ Example:
 from ._checkpoint import read_checkpoint
 from ._errors import CheckpointError, RunError, RunFolderError
 from ._files import atomic_write, folder_error, make_folder, write_json, write_text
-from ._lock import LOCK_NAME, RunLock
+from ._lock import LOCK_NAME, RunLock, process_exists
 from ._metrics import METRICS_NAME, read_metrics, record_metrics
 
 __version__ = "0.1.0"
@@ -38,6 +38,7 @@ __all__ = [
     "atomic_write",
     "folder_error",
     "make_folder",
+    "process_exists",
     "read_checkpoint",
     "read_metrics",
     "record_metrics",

@@ -17,14 +17,24 @@ LOCK_NAME = "run.lock"
 logger = logging.getLogger(__name__)
 
 
-def _alive(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs (a zombie, dead but not yet reaped by
+    its parent, does not; another user's process does).
+
+    Example:
+        >>> process_exists(os.getpid())
+        True
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # another user's process
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): kill(pid, 0) succeeded
 
 
 class RunLock:
@@ -78,7 +88,7 @@ class RunLock:
             holder = self._holder()
             if holder == {}:  # released between our attempt and our look
                 continue
-            if holder is None or holder["host"] != self.me["host"] or _alive(holder["pid"]):
+            if holder is None or holder["host"] != self.me["host"] or process_exists(holder["pid"]):
                 break
             logger.warning(
                 "%s was left by process %s on %s, which no longer runs; taking the run folder over",

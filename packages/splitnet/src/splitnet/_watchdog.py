@@ -26,6 +26,8 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from localkit_runs import process_exists
+
 from ._distributed import Topology, clear_failures, first_failure
 
 _said = threading.Lock()
@@ -40,19 +42,6 @@ def _alive_note(out: Path, rank: int) -> Path:
     return _folder(out) / f"alive-rank{rank}.json"
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:  # a process that died but was not yet reaped by its parent is a zombie
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def gone_peers(out: Path, topology: Topology) -> list[str]:
     """The other processes of this host that registered and no longer run."""
     host, found = socket.gethostname(), []
@@ -61,7 +50,11 @@ def gone_peers(out: Path, topology: Topology) -> list[str]:
             peer = json.loads(note.read_text())
         except (OSError, ValueError):
             continue
-        if peer.get("rank") != topology.rank and peer.get("host") == host and _gone(int(peer["pid"])):
+        if (
+            peer.get("rank") != topology.rank
+            and peer.get("host") == host
+            and not process_exists(int(peer["pid"]))
+        ):
             found.append(
                 f"{peer['who']} is gone without a word: its process {peer['pid']} on {host} no longer exists"
             )
