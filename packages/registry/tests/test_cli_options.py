@@ -28,7 +28,6 @@ from localkit_registry import parse_option, parse_value
         ("6, 12, 18", (6, 12, 18)),
         ("a,b", ("a", "b")),
         ("resnet50", "resnet50"),
-        ("", ""),
         ("x=y", "x=y"),
     ],
 )
@@ -39,6 +38,13 @@ def test_values_read_the_same_on_every_command_line(text, value):
 
 def test_nan_is_a_float_not_a_string():
     assert math.isnan(parse_value("NaN"))
+
+
+def test_an_option_without_a_value_is_refused_not_passed_on_as_an_empty_string():
+    for text in ("width=", "width=  "):
+        with pytest.raises(argparse.ArgumentTypeError, match=r"option 'width' has no value"):
+            parse_option(text)
+    assert parse_option('width=""') == ("width", "")
 
 
 @pytest.mark.parametrize("text", ["width", "=3", " =3", ""])

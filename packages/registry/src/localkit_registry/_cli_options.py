@@ -44,7 +44,8 @@ def parse_option(text: str) -> tuple[str, Any]:
     the value is read by :func:`parse_value`.
 
     Raises:
-        argparse.ArgumentTypeError: no ``=`` or no name (argparse shows it with the flag).
+        argparse.ArgumentTypeError: no ``=``, no name, or no value (argparse shows it with the
+            flag); an empty string is written ``NAME=""``.
 
     Example:
         >>> parse_option("drop-rate=0.1")
@@ -57,4 +58,8 @@ def parse_option(text: str) -> tuple[str, Any]:
     name, sep, value = text.partition("=")
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"options are written NAME=VALUE, got {text!r}")
+    if not value.strip():
+        raise argparse.ArgumentTypeError(
+            f"option {name.strip()!r} has no value ({text!r}): write a value, or NAME='\"\"' for an empty string"
+        )
     return name.strip().replace("-", "_"), parse_value(value)
