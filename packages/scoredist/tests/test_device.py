@@ -11,6 +11,7 @@ import json
 import pytest
 import torch
 
+from localkit_runs import CheckpointError
 from scoredist import PRESETS, FeatureSet, TrainConfig, get_rule, train
 from scoredist._cli import main
 from scoredist._device import autocast, grad_scaler, resolve_device, to_device
@@ -105,6 +106,17 @@ def test_fp16_training_checkpoints_its_scaler_and_resumes_exactly(tmp_path):
     run = json.loads((tmp_path / "cut" / "run.json").read_text())
     assert (run["device"], run["amp"]) == ("cpu", "fp16")
     assert all(loss == loss for loss in (r["loss"] for r in full.history))  # no NaN from fp16
+    for other in (None, "bf16"):
+        with pytest.raises(CheckpointError, match=rf"trained with --amp fp16, not {other or 'none'}; resume"):
+            train(
+                config(epochs=4),
+                train_set,
+                test_set,
+                out=tmp_path / "cut",
+                resume=True,
+                progress=False,
+                amp=other,
+            )
 
 
 def test_bf16_training_learns_and_keeps_the_loss_in_float32():

@@ -386,8 +386,15 @@ def _resume(
     model: ScoreModel,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler | None,
+    amp: str | None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
     state = load_state(out_dir / CHECKPOINT, "a scoredist run checkpoint", _RUN_KEYS)
+    if state.get("amp") != amp:
+        # a fp16 run's scaler state (or its absence) does not carry over to another precision
+        raise CheckpointError(
+            f"cannot resume the run in {out_dir}: it trained with --amp {state.get('amp') or 'none'}, "
+            f"not {amp or 'none'}; resume with the same --amp or start a new --out"
+        )
     theirs = {k: v for k, v in json.loads(json.dumps(state["config"])).items() if k != "epochs"}
     ours = {k: v for k, v in json.loads(json.dumps(config.to_dict())).items() if k != "epochs"}
     if theirs != ours:
@@ -497,7 +504,7 @@ def train(
                 "or choose another --out"
             )
         if out_dir is not None and resume and (out_dir / CHECKPOINT).exists():
-            history, best, start = _resume(out_dir, config, model, optimizer, scaler)
+            history, best, start = _resume(out_dir, config, model, optimizer, scaler, amp)
             resumed_from = start
         if out_dir is not None:
             make_folder(out_dir)
@@ -571,6 +578,7 @@ def train(
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scaler": scaler.state_dict() if scaler is not None else None,
+                    "amp": amp,
                     "history": history,
                     "best": best,
                     "config": config.to_dict(),
