@@ -220,6 +220,25 @@ def test_train_flags_left_out_take_the_config_default():
     assert (args.epochs, args.lr, args.batch_size, args.out, args.seed) == (None, None, None, None, None)
 
 
+def test_every_train_flag_reaches_the_run():
+    """train accepts no flag it would ignore: each one is a TrainConfig setting, an options
+    dict or one of the negated switches (it once took --task, --json, --input-size and
+    --budget-mib from plan and dropped them)."""
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    settings = {f.name for f in dataclasses.fields(TrainConfig)}
+    mapped = {"model_opt", "head_opt", "dataset_opt", "objective_opt", "no_nesterov", "quiet", "help"}
+    ignored = [a.dest for a in sub.choices["train"]._actions if a.dest not in settings | mapped]
+    assert ignored == []
+
+
+@pytest.mark.parametrize("flag", [["--task", "segmentation"], ["--json"], ["--input-size", "3", "8", "8"]])
+def test_train_refuses_the_planning_only_flags(capsys, flag):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--model", "cifar_resnet20", *flag])
+    assert exc.value.code == 2
+    assert f"unrecognized arguments: {flag[0]}" in capsys.readouterr().err
+
+
 def test_demo_help_describes_the_command_and_its_options(capsys):
     text = _help_text(capsys, "demo")
     assert "images.png" in text

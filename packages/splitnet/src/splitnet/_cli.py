@@ -54,7 +54,9 @@ def parse_options(pairs: list[tuple[str, object]] | None) -> dict:
     return dict(pairs or ())
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_model_args(p: argparse.ArgumentParser, *, planning: bool = True) -> None:
+    """The model flags; ``planning`` adds those only plan and memory read (train takes the input
+    shape and the task from its dataset, so it does not accept them rather than ignore them)."""
     p.add_argument(
         "--model", required=True, help="backbone: a splitnet.backbones entry or any timm model name"
     )
@@ -65,26 +67,28 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="keyword for the backbone factory",
     )
-    p.add_argument(
-        "--input-size",
-        type=int,
-        nargs="+",
-        metavar="N",
-        help="one input's shape, e.g. 3 32 32 (default: the model's own)",
-    )
+    if planning:
+        p.add_argument(
+            "--input-size",
+            type=int,
+            nargs="+",
+            metavar="N",
+            help="one input's shape, e.g. 3 32 32 (default: the model's own)",
+        )
     p.add_argument("--head", help="splitnet.heads entry to put on the backbone (e.g. for segmentation)")
     p.add_argument(
         "--head-opt", action="append", type=parse_option, metavar="NAME=VALUE", help="option for the head"
     )
-    p.add_argument(
-        "--task",
-        choices=("classification", "segmentation"),
-        default="classification",
-        help="what the targets are (train reads it from the dataset)",
-    )
+    if planning:
+        p.add_argument(
+            "--task",
+            choices=("classification", "segmentation"),
+            default="classification",
+            help="what the targets are",
+        )
 
 
-def _add_plan_args(p: argparse.ArgumentParser, batch_help: str) -> None:
+def _add_plan_args(p: argparse.ArgumentParser, batch_help: str, *, planning: bool = True) -> None:
     p.add_argument("--k", type=int, help="number of local modules")
     p.add_argument(
         "--balance",
@@ -101,7 +105,10 @@ def _add_plan_args(p: argparse.ArgumentParser, batch_help: str) -> None:
         help="block: cut only where a block of the model ends or begins (default); node: at any "
         "cut point of the traced graph, inside blocks too",
     )
-    p.add_argument("--budget-mib", type=float, help="smallest K whose peak saved memory fits this many MiB")
+    if planning:
+        p.add_argument(
+            "--budget-mib", type=float, help="smallest K whose peak saved memory fits this many MiB"
+        )
     p.add_argument("--batch-size", type=int, help=batch_help)
     p.add_argument("--objective", default="greedy", help="splitnet.objectives entry costed at each cut")
     p.add_argument(
@@ -111,8 +118,10 @@ def _add_plan_args(p: argparse.ArgumentParser, batch_help: str) -> None:
         metavar="NAME=VALUE",
         help="option for the objective",
     )
-    p.add_argument("--num-classes", type=int, help="classes of the task (default: from the output shape)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    source = "the output shape" if planning else "the dataset"
+    p.add_argument("--num-classes", type=int, help=f"classes of the task (default: from {source})")
+    if planning:
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _add_dataset_name(p: argparse.ArgumentParser) -> None:
@@ -425,8 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     about = "train end-to-end (--k 1) or locally (--k K --objective ...)"
     p = sub.add_parser("train", help=about, description=about, formatter_class=_Help)
-    _add_model_args(p)
-    _add_plan_args(p, "examples per training step on each process (per replica under torchrun)")
+    _add_model_args(p, planning=False)
+    _add_plan_args(
+        p, "examples per training step on each process (per replica under torchrun)", planning=False
+    )
     p.add_argument("--dataset", default="digits", help="splitnet.datasets entry (digits works offline)")
     p.add_argument("--data-root", help="folder holding the dataset in its official layout")
     p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
