@@ -10,9 +10,11 @@ CIFAR ResNet-32 on scikit-learn's handwritten digits (32x32) with the paper's cu
   batch 32; K = 4, 8; end-to-end, greedy SL, InfoPro (contrast); 3 seeds. The test split
   is the same 500 images.
 
-After a regime's runs, ``python -m splitnet probe`` measures every K=4 and K=8 run and the
-end-to-end ones (``--probe-ks``), each run apart (``<out>/<regime>/probe-runs/<run>``, in
-parallel), and draws them together into ``<out>/<regime>/probe-k<K>/probe.{json,png}``.
+After a regime's runs, ``python -m splitnet probe`` measures the runs of the probed K and
+the end-to-end ones, each run apart (``<out>/<regime>/probe-runs/<run>``, in parallel), and
+draws them together into ``<out>/<regime>/probe-k<K>/probe.{json,png}``. By default the
+``small`` regime's K=4 and K=8 runs are probed (the figures of docs/results.md); ``--probe-ks
+4 8`` probes the ``full`` regime's too (35 more probes), ``--probe-ks`` alone none.
 
 Every run is a ``python -m splitnet train`` command, printed before it runs, so any row can
 be reproduced alone; finished runs and probes are skipped, so the script resumes where it
@@ -44,6 +46,7 @@ REGIMES = {
         "train": ["--epochs", "20", "--batch-size", "64"],
         "seeds": [0, 1, 2, 3, 4],
         "ks": [2, 4, 8],
+        "probe_ks": [],
         "methods": ["e2e", "greedy", "infopro-contrast", "infopro-softmax"],
         "probe": [
             "--train-samples",
@@ -62,6 +65,7 @@ REGIMES = {
         "train": ["--epochs", "30", "--batch-size", "32", "--dataset-opt", "per_class=10"],
         "seeds": [0, 1, 2],
         "ks": [4, 8],
+        "probe_ks": [4, 8],
         "methods": ["e2e", "greedy", "infopro-contrast"],
         "probe": [
             "--batch-size",
@@ -135,7 +139,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one thread each)")
     parser.add_argument("--seeds", type=int, nargs="+", help="default: the regime's (full 0-4, small 0-2)")
     parser.add_argument("--ks", type=int, nargs="+", help="default: the regime's (full 2 4 8, small 4 8)")
-    parser.add_argument("--probe-ks", type=int, nargs="*", default=[4, 8], help="K of the probed runs")
+    parser.add_argument(
+        "--probe-ks",
+        type=int,
+        nargs="*",
+        help="K of the probed runs (default: the regime's: full none, small 4 8)",
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     out, failed = Path(args.out), []
@@ -147,7 +156,7 @@ def main() -> None:
         failed += [str(folder) for (folder, _), good in zip(runs, ok) if not good]
         finished = [folder for folder, _ in runs if (folder / "summary.json").exists()]
         subprocess.run(splitnet("summarize", *map(str, finished)), check=True)
-        for k in args.probe_ks:
+        for k in spec["probe_ks"] if args.probe_ks is None else args.probe_ks:
             probed = [f for f in finished if f.name.startswith("e2e-") or f"-k{k}-" in f.name]
             if not any(f"-k{k}-" in f.name for f in probed):
                 continue
