@@ -442,13 +442,46 @@ def test_reading_in_dataloader_workers(videos, reference, backend):
             return 40
 
         def __getitem__(self, index):
-            with vidio.open(videos["h264.mp4"], backend=backend, output="torch", threads=1) as video:
+            with vidio.open(videos["h264.mp4"], backend=backend, output="torch") as video:
                 return torch.cat([video.get([index]), inherited.get([(index * 7) % 40])])
 
     loader = torch.utils.data.DataLoader(Frames(), batch_size=8, num_workers=2)
     got = torch.cat(list(loader)).numpy()
     np.testing.assert_array_equal(got[:, 0], expected)
     np.testing.assert_array_equal(got[:, 1], expected[(np.arange(40) * 7) % 40])
+
+
+class _Threads(torch.utils.data.Dataset):
+    def __init__(self, path, threads):
+        self.path, self.threads = path, threads
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        with vidio.open(self.path, threads=self.threads) as video:
+            return video.threads
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])  # on 4 CPUs: 4, 2 and 1 threads each
+def test_threads_not_given_are_shared_out_among_dataloader_workers(videos, monkeypatch, workers):
+    """Workers share the CPUs: two workers on two cores decode with one thread each, not
+    FFmpeg's two each (four threads on two cores: 25% fewer clips per second in
+    bench_decode.py); a value given wins."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    path = videos["h264.mp4"]
+    with vidio.open(path) as video:
+        assert video.threads == 0  # the main process: FFmpeg decides
+    loader = torch.utils.data.DataLoader(_Threads(path, None), batch_size=None, num_workers=workers)
+    assert set(loader) == {4 // workers}
+    loader = torch.utils.data.DataLoader(_Threads(path, 3), batch_size=None, num_workers=workers)
+    assert set(loader) == {3}
+
+
+@pytest.mark.parametrize("threads", [-1, 1.5, True, "2"])
+def test_threads_must_be_a_count(videos, threads):
+    with pytest.raises(ValueError, match=rf"threads must be an integer >= 0 .*got {threads!r}"):
+        vidio.open(videos["h264.mp4"], threads=threads)
 
 
 def test_unknown_backend_names_the_group_and_closest_match(videos):

@@ -7,6 +7,7 @@ and the reader in ``_decoders`` import it, and it imports none of them.
 from __future__ import annotations
 
 import abc
+import os
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,6 +15,38 @@ import numpy as np
 from ._probe import VideoInfo
 
 DEFAULT_TIMEOUT = 30.0
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def decoding_threads(threads: int | None) -> int:
+    """The decoding threads a reader opened now uses: ``threads`` when given, else shared out.
+
+    Not given (``None``): inside a DataLoader worker, the usable CPUs divided among the
+    loader's workers (at least 1), so that two workers on two cores decode with one thread
+    each instead of four threads fighting over two cores (measured on prepared copies: 25%
+    more clips per second, docs/vidio.md); elsewhere 0, which lets FFmpeg decide. ``0`` given
+    explicitly also means FFmpeg's choice.
+
+    Raises:
+        ValueError: ``threads`` is not ``None`` or an integer >= 0.
+    """
+    if threads is None:
+        import torch.utils.data
+
+        worker = torch.utils.data.get_worker_info()
+        return 0 if worker is None else max(1, usable_cpus() // max(1, worker.num_workers))
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ValueError(
+            f"threads must be an integer >= 0 (0: FFmpeg decides) or None (shared out among "
+            f"DataLoader workers), got {threads!r}"
+        )
+    return threads
 
 
 class Decoder(abc.ABC):
@@ -27,7 +60,8 @@ class Decoder(abc.ABC):
 
     Args:
         info: the probed video.
-        threads: decoding threads (0 lets the library decide).
+        threads: decoding threads, an integer >= 0 (0 lets the library decide); vidio has
+            already resolved a ``threads`` its caller left unset (:func:`vidio.open`).
         timeout: seconds the backend may go without progress before it must give up.
         **options: backend-specific options; unknown ones must be ignored. vidio passes
             ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...) when the caller asks for a

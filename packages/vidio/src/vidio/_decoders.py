@@ -20,7 +20,7 @@ import numpy as np
 from localkit_registry import Registry, RegistryError
 
 from . import _files
-from ._backend import DEFAULT_TIMEOUT, Decoder
+from ._backend import DEFAULT_TIMEOUT, Decoder, decoding_threads
 from ._errors import (
     DecoderFallbackWarning,
     DecoderUnavailableError,
@@ -132,7 +132,7 @@ def open_video(
     *,
     backend: str | None = None,
     output: str = "numpy",
-    threads: int = 0,
+    threads: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     device: str = "cpu",
 ) -> VideoReader:
@@ -146,7 +146,9 @@ def open_video(
             :class:`~vidio.DecoderFallbackWarning` says why. Frame folders are always read
             with PyAV's image decoders.
         output: ``"numpy"`` or ``"torch"``: the type :meth:`VideoReader.get` returns.
-        threads: decoding threads (0 lets the library decide; 1 suits DataLoader workers).
+        threads: decoding threads. Not given: inside a DataLoader worker the usable CPUs are
+            shared out among the loader's workers (one thread each for two workers on two
+            cores), elsewhere FFmpeg decides; ``0`` lets FFmpeg decide.
         timeout: seconds a decoder may make no progress before it is stopped and
             :class:`~vidio.VideoTimeoutError` is raised.
         device: where to decode: ``"cpu"``, or ``"cuda"`` / ``"cuda:N"`` with a backend that
@@ -162,7 +164,8 @@ def open_video(
         CorruptVideoError: the file is empty, truncated or not a decodable video.
         DecoderUnavailableError: the backend's library is not installed.
         UnknownEntryError: no decoder of that name is installed.
-        ValueError: the backend cannot decode on ``device``, or ``output`` is unknown.
+        ValueError: the backend cannot decode on ``device``, ``output`` is unknown, or
+            ``threads`` is not an integer >= 0.
 
     Example:
         >>> with vidio.open("match.mp4") as video:  # doctest: +SKIP
@@ -172,6 +175,7 @@ def open_video(
     """
     if output not in ("numpy", "torch"):
         raise ValueError(f"output must be 'numpy' or 'torch', not {output!r}")
+    threads = decoding_threads(threads)
     name = backend or DEFAULT_DECODER
     cls = DECODERS.load(name)
     device_type = str(device).split(":", 1)[0]
@@ -251,6 +255,11 @@ class VideoReader:
     def backend(self) -> str:
         """Name of the decoder actually reading the file (after any fallback)."""
         return self._decoder.name
+
+    @property
+    def threads(self) -> int:
+        """Decoding threads of this reader (``0``: FFmpeg decides), as resolved when it was opened."""
+        return self._decoder.threads
 
     @property
     def frames_decoded(self) -> int | None:

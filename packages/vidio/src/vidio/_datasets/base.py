@@ -91,7 +91,7 @@ class ClipOptions(TypedDict, total=False):
     mean: Sequence[float]
     std: Sequence[float]
     backend: str
-    threads: int
+    threads: int | None
     timeout: float
     check_files: bool
 
@@ -113,7 +113,8 @@ class ClipDataset(torch.utils.data.Dataset):
         transform: replaces the default preprocessing; called as ``transform(frames, rng)``
             with uint8 frames ``(..., T, H, W, 3)`` and must return the ``video`` tensor.
         mean, std: normalisation of the default preprocessing.
-        backend, threads, timeout: passed to :func:`vidio.open`.
+        backend, threads, timeout: passed to :func:`vidio.open` (``threads`` not given: shared
+            out among DataLoader workers, see there).
         check_files: fail at construction when sources are missing.
         layout_hint: how sources should be laid out, quoted when some are missing.
 
@@ -144,7 +145,7 @@ class ClipDataset(torch.utils.data.Dataset):
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         backend: str | None = None,
-        threads: int = 0,
+        threads: int | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         check_files: bool = True,
         layout_hint: str = "",
