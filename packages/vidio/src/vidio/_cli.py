@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from ._decoders import decoder_status
-from ._prepare import PRESETS, PrepareError, PrepareSettings, prepare_folder
+from ._prepare import PRESETS, TUNES, PrepareError, PrepareSettings, prepare_folder
 
 
 def short_side(text: str) -> int | None:
@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         "--crf", type=int, default=20, help="x264 quality, 0-51, lower is better (default 20)"
     )
     prepare.add_argument("--preset", choices=PRESETS, default="veryfast", help="x264 speed preset")
+    prepare.add_argument(
+        "--tune",
+        choices=(*TUNES, "none"),
+        default="fastdecode",
+        help="x264 tuning (default fastdecode: cheaper to decode, a slightly larger file)",
+    )
     prepare.add_argument(
         "--workers", type=int, default=None, help="videos encoded at once (default: CPU cores)"
     )
@@ -105,6 +111,7 @@ def _prepare(args: argparse.Namespace) -> int:
             keyframe_interval=args.keyframe_interval,
             crf=args.crf,
             preset=args.preset,
+            tune=None if args.tune == "none" else args.tune,
         )
         if args.workers is not None and args.workers < 1:
             raise ValueError(f"--workers must be at least 1, not {args.workers}")
