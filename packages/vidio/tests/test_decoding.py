@@ -466,7 +466,7 @@ class _Threads(torch.utils.data.Dataset):
 @pytest.mark.parametrize("workers", [1, 2, 3])  # on 4 CPUs: 4, 2 and 1 threads each
 def test_threads_not_given_are_shared_out_among_dataloader_workers(videos, monkeypatch, workers):
     """Workers share the CPUs: two workers on two cores decode with one thread each, not
-    FFmpeg's two each (four threads on two cores: 25% fewer clips per second in
+    FFmpeg's two each (four threads on two cores: 20% fewer clips per second in
     bench_decode.py); a value given wins."""
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
     path = videos["h264.mp4"]
