@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import vidio
-from vidio import _prepare
+from vidio import _cli, _prepare
 from vidio._cli import main
 
 SETTINGS = _prepare.PrepareSettings(short_side=32, keyframe_interval=8)
@@ -159,6 +159,40 @@ def test_the_command_line_prepares_with_a_progress_line_per_video(source, tmp_pa
     with pytest.raises(SystemExit):
         main(["prepare", str(source), str(dst), "--short-side", "wide"])
     assert "invalid short_side value: 'wide'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ([], _prepare.PrepareSettings()),
+        (["--short-side", "keep", "--tune", "none"], _prepare.PrepareSettings(short_side=None, tune=None)),
+        (["--crf", "30", "--preset", "fast"], _prepare.PrepareSettings(crf=30, preset="fast")),
+    ],
+)
+def test_prepare_flags_left_out_take_the_settings_defaults(tmp_path, monkeypatch, capsys, flags, expected):
+    """One place holds the defaults (PrepareSettings); the CLI neither repeats nor overrides them."""
+    seen = []
+
+    def fake(src, dst, settings, **kwargs):
+        seen.append(settings)
+        raise _prepare.PrepareError("stopped here")
+
+    monkeypatch.setattr(_cli, "prepare_folder", fake)
+    assert main(["prepare", str(tmp_path / "a"), str(tmp_path / "b"), *flags]) == 2
+    assert seen == [expected]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["prepare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    defaults = _prepare.PrepareSettings()
+    for shown in (
+        f"(default {defaults.short_side};",
+        f"(default {defaults.keyframe_interval})",
+        f"(default {defaults.crf})",
+        f"(default {defaults.preset})",
+        f"(default {defaults.tune}:",
+    ):
+        assert shown in text, shown
 
 
 def test_backends_lists_every_backend_and_marks_the_default(capsys):

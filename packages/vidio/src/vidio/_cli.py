@@ -13,9 +13,9 @@ from ._decoders import decoder_status
 from ._prepare import PRESETS, TUNES, PrepareError, PrepareSettings, prepare_folder
 
 
-def short_side(text: str) -> int | None:
-    """``--short-side``: a number of pixels, or ``keep`` (None: the size is kept)."""
-    return None if text == "keep" else int(text)
+def short_side(text: str) -> int | str:
+    """``--short-side``: a number of pixels, or ``keep`` (the size is kept)."""
+    return text if text == "keep" else int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,27 +34,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     prepare.add_argument("src", help="folder of videos (searched recursively)")
     prepare.add_argument("dst", help="folder for the copies (created; must not lie inside SRC)")
+    # flags not given stay None and PrepareSettings applies its own defaults, shown here
+    defaults = PrepareSettings()
     prepare.add_argument(
         "--short-side",
         type=short_side,
-        default=256,
-        help="pixels of the shorter side, or 'keep' (default 256; never enlarged)",
+        help=f"pixels of the shorter side, or 'keep' (default {defaults.short_side}; never enlarged)",
     )
     prepare.add_argument(
         "--keyframe-interval",
         type=int,
-        default=16,
-        help="at most this many frames between keyframes (default 16)",
+        help=f"at most this many frames between keyframes (default {defaults.keyframe_interval})",
     )
     prepare.add_argument(
-        "--crf", type=int, default=20, help="x264 quality, 0-51, lower is better (default 20)"
+        "--crf", type=int, help=f"x264 quality, 0-51, lower is better (default {defaults.crf})"
     )
-    prepare.add_argument("--preset", choices=PRESETS, default="veryfast", help="x264 speed preset")
+    prepare.add_argument("--preset", choices=PRESETS, help=f"x264 speed preset (default {defaults.preset})")
     prepare.add_argument(
         "--tune",
         choices=(*TUNES, "none"),
-        default="fastdecode",
-        help="x264 tuning (default fastdecode: cheaper to decode, a slightly larger file)",
+        help=f"x264 tuning, or 'none' (default {defaults.tune}: cheaper to decode, a slightly larger file)",
     )
     prepare.add_argument(
         "--workers", type=int, default=None, help="videos encoded at once (default: CPU cores)"
@@ -106,13 +105,16 @@ class _Bar:
 
 def _prepare(args: argparse.Namespace) -> int:
     try:
-        settings = PrepareSettings(
-            short_side=args.short_side,
-            keyframe_interval=args.keyframe_interval,
-            crf=args.crf,
-            preset=args.preset,
-            tune=None if args.tune == "none" else args.tune,
-        )
+        given = {
+            name: getattr(args, name)
+            for name in ("short_side", "keyframe_interval", "crf", "preset", "tune")
+            if getattr(args, name) is not None
+        }
+        if given.get("short_side") == "keep":
+            given["short_side"] = None
+        if given.get("tune") == "none":
+            given["tune"] = None
+        settings = PrepareSettings(**given)
         if args.workers is not None and args.workers < 1:
             raise ValueError(f"--workers must be at least 1, not {args.workers}")
         result = prepare_folder(
