@@ -55,9 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=(*TUNES, "none"),
         help=f"x264 tuning, or 'none' (default {defaults.tune}: cheaper to decode, a slightly larger file)",
     )
-    prepare.add_argument(
-        "--workers", type=int, default=None, help="videos encoded at once (default: CPU cores)"
-    )
+    prepare.add_argument("--workers", type=int, help="videos encoded at once (default: one per usable CPU)")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -115,8 +113,6 @@ def _prepare(args: argparse.Namespace) -> int:
         if given.get("tune") == "none":
             given["tune"] = None
         settings = PrepareSettings(**given)
-        if args.workers is not None and args.workers < 1:
-            raise ValueError(f"--workers must be at least 1, not {args.workers}")
         result = prepare_folder(
             args.src, args.dst, settings, workers=args.workers, progress=_Bar(not args.quiet)
         )

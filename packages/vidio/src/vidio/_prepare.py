@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from . import _files
+from ._backend import usable_cpus
 from ._datasets.base import VIDEO_EXTENSIONS
 from ._errors import VidioError
 from ._probe import VideoInfo, probe
@@ -195,7 +196,8 @@ def prepare_folder(
         src: folder of videos (searched recursively; any FFmpeg-readable container).
         dst: folder for the copies, ``<dst>/<relative path>.mp4``, and the manifest.
         settings: encoding settings (default :class:`PrepareSettings`).
-        workers: videos encoded at once (default: one per CPU core).
+        workers: videos encoded at once, at least 1 (default: one per usable CPU); the
+            CPUs are shared out among them as encoding threads.
         progress: called as ``progress(done, total, relative_path)`` after each video.
 
     Returns:
@@ -204,7 +206,10 @@ def prepare_folder(
     Raises:
         PrepareError: ``src`` is not a folder, ``dst`` lies inside it, two videos would get
             the same copy, or the manifest in ``dst`` is unreadable.
+        ValueError: ``workers`` is not ``None`` or an integer >= 1.
     """
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be an integer >= 1 (or None: one per usable CPU), not {workers!r}")
     settings = settings or PrepareSettings()
     src, dst = Path(src).resolve(), Path(dst).resolve()
     if not src.is_dir():
@@ -228,8 +233,9 @@ def prepare_folder(
     done = len(skipped)
     if progress:
         progress(done, len(videos), "")
-    workers = max(1, min(workers or os.cpu_count() or 1, len(pending) or 1))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    cpus = usable_cpus()
+    workers = max(1, min(cpus if workers is None else workers, len(pending)))
+    threads = max(1, cpus // workers)
 
     def record(video: Path, outcome: dict | str) -> None:
         nonlocal done
