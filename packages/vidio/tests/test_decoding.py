@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import signal
@@ -463,6 +464,10 @@ class _Threads(torch.utils.data.Dataset):
             return video.threads
 
 
+@pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(),
+    reason="the CPU count is patched into forked workers",
+)
 @pytest.mark.parametrize("workers", [1, 2, 3])  # on 4 CPUs: 4, 2 and 1 threads each
 def test_threads_not_given_are_shared_out_among_dataloader_workers(videos, monkeypatch, workers):
     """Workers share the CPUs: two workers on two cores decode with one thread each, not
@@ -472,10 +477,11 @@ def test_threads_not_given_are_shared_out_among_dataloader_workers(videos, monke
     path = videos["h264.mp4"]
     with vidio.open(path) as video:
         assert video.threads == 0  # the main process: FFmpeg decides
-    loader = torch.utils.data.DataLoader(_Threads(path, None), batch_size=None, num_workers=workers)
-    assert set(loader) == {4 // workers}
-    loader = torch.utils.data.DataLoader(_Threads(path, 3), batch_size=None, num_workers=workers)
-    assert set(loader) == {3}
+    for threads, expected in ((None, 4 // workers), (3, 3)):
+        loader = torch.utils.data.DataLoader(
+            _Threads(path, threads), batch_size=None, num_workers=workers, multiprocessing_context="fork"
+        )
+        assert set(loader) == {expected}
 
 
 @pytest.mark.parametrize("threads", [-1, 1.5, True, "2"])

@@ -40,7 +40,7 @@ def decoding_threads(threads: int | None) -> int:
         import torch.utils.data
 
         worker = torch.utils.data.get_worker_info()
-        return 0 if worker is None else max(1, usable_cpus() // max(1, worker.num_workers))
+        return 0 if worker is None else max(1, usable_cpus() // worker.num_workers)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise ValueError(
             f"threads must be an integer >= 0 (0: FFmpeg decides) or None (shared out among "
