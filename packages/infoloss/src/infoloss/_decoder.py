@@ -104,8 +104,22 @@ class ReconstructionDecoder(nn.Module):
         reference_init(self)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """``features`` -> image logits ``(B, *input_shape)``; ``sigmoid`` gives the image."""
+        """``features`` -> image logits ``(B, *input_shape)``; ``sigmoid`` gives the image.
+
+        Two memory savings of ours that leave the function as the reference defines it:
+        features already at the input resolution are not interpolated (at equal size both
+        modes are exactly the identity, and the copy would be saved for the backward pass:
+        64 MiB per cut for ResNet-110's first stage at batch 1024); 2-D features that are
+        upsampled are upsampled in channels-last memory format, so the first convolution
+        reads its large input without a layout copy (on CPU, oneDNN otherwise reorders it:
+        164 MiB of real peak at ResNet-110's 16x16 cuts at batch 1024). Results equal the
+        channels-first computation up to float rounding.
+        """
         x = self.project(self.layout.channels_first(features))
+        size = self.input_shape[1:]
+        if tuple(x.shape[2:]) == size:
+            return self.body(x)
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         align = True if self.mode != "nearest" else None
-        x = F.interpolate(x, size=self.input_shape[1:], mode=self.mode, align_corners=align)
-        return self.body(x)
+        return self.body(F.interpolate(x, size=size, mode=self.mode, align_corners=align))
