@@ -69,6 +69,11 @@ def main() -> None:
         default=list(range(2, 9)),
         help="K values whose real peak is measured (each is a fresh process at full batch, about a minute)",
     )
+    parser.add_argument(
+        "--per-stage",
+        action="store_true",
+        help="also measure each stage's real peak (one more step per measured plan): where the step peaks",
+    )
     parser.add_argument("--no-timing", action="store_true", help="skip the time-per-step comparison")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -122,13 +127,19 @@ def main() -> None:
                     "cuts": row["cuts"],
                     "objective": row["objective"],
                     "dataset": DATASET,
+                    "per_stage": args.per_stage,
                 }
             )
             row["real_peak_bytes"] = local["peak_bytes"]
             row["real_ratio"] = local["peak_bytes"] / e2e["peak_bytes"]
+            stages = ""
+            if args.per_stage:
+                row["real_stage_peak_bytes"] = local["stage_peak_bytes"]
+                mib = ", ".join(f"{b / 2**20:,.0f}" for b in local["stage_peak_bytes"])
+                stages = f" (stages {mib} MiB)"
             print(
                 f"{row['objective']:8s} {row['balance']:8s} K={row['k']}: ledger {row['ledger_ratio']:.1%}, "
-                f"real {row['real_ratio']:.1%}",
+                f"real {row['real_ratio']:.1%}{stages}",
                 flush=True,
             )
     seconds = {}

@@ -67,10 +67,30 @@ def test_real_peak_of_local_training_is_far_below_end_to_end():
     model = splitnet.create_backbone("cifar_resnet32")
     p = splitnet.plan(model, 4, balance="memory", batch_size=128)
     e2e = measure_peak({**common, "mode": "e2e"})
-    local = measure_peak({**common, "mode": "local", "cuts": [c.label for c in p.cuts]})
+    local = measure_peak({**common, "mode": "local", "cuts": [c.label for c in p.cuts], "per_stage": True})
     assert e2e["peak_bytes"] > 0.5 * p.e2e_bytes  # the real peak holds at least the saved tensors
     assert local["peak_bytes"] < 0.5 * e2e["peak_bytes"]
     assert "high-water mark" in e2e["method"]
+    # stage by stage: every stage holds at least its own saved tensors, and the largest stage
+    # is where the whole step peaks (the same step, measured a second time)
+    stages = local["stage_peak_bytes"]
+    assert len(stages) == 4
+    assert all(s >= 0.5 * b for s, b in zip(stages, p.stage_bytes))
+    assert max(stages) == pytest.approx(local["peak_bytes"], rel=0.1)
+    assert "stage_peak_bytes" not in e2e
+
+
+def test_per_stage_peaks_need_a_local_step():
+    with pytest.raises(MeasurementError, match="per_stage measures the stages of a local step"):
+        measure_peak(
+            {
+                "model": "cifar_resnet20",
+                "input_size": [3, 32, 32],
+                "batch_size": 2,
+                "mode": "e2e",
+                "per_stage": True,
+            }
+        )
 
 
 def test_a_failed_measurement_reports_why():

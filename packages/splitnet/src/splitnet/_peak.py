@@ -41,12 +41,15 @@ def measure_peak(spec: dict, timeout: float = 1800.0) -> dict:
             (``"block"``; ``"node"`` for cuts inside blocks) and ``dataset`` (the name the
             objective picks its defaults by); optional ``device`` (``"cpu"``, ``"cuda"``),
             ``threads``, ``amp`` (``"bf16"`` or ``"fp16"``: the step under ``torch.autocast``,
-            fp16 with a gradient scaler).
+            fp16 with a gradient scaler), ``per_stage`` (local mode: also run the step stage
+            by stage and measure each stage's peak, one more step).
         timeout: seconds before the measurement is abandoned.
 
     Returns:
-        ``{"peak_bytes": ..., "baseline_bytes": ..., "method": ...}``, and on CUDA
-        ``peak_reserved_bytes`` and ``baseline_reserved_bytes``.
+        ``{"peak_bytes": ..., "baseline_bytes": ..., "method": ...}``, on CUDA also
+        ``peak_reserved_bytes`` and ``baseline_reserved_bytes``, and with ``per_stage``
+        ``stage_peak_bytes``: each stage's peak over the same baseline (the stage's input,
+        held from the stage before, included), whose largest is where the step peaks.
 
     Raises:
         MeasurementError: the subprocess failed; the message carries its error output.
@@ -116,18 +119,51 @@ def _run(spec: dict) -> dict:
         def step():
             net.local_step(x, y, check_labels=False, autocast_dtype=dtype, grad_scaler=scaler)
 
+        def stage_by_stage(before_stage, after_stage):
+            # what local_step does, with a measurement window around every stage
+            h = x
+            for k in range(net.k):
+                before_stage()
+                h, _ = net.stage_step(
+                    k, h, x, y, autocast_dtype=dtype, grad_scaler=scaler, check_inputs=k == 0
+                )
+                after_stage()
+
+    per_stage = bool(spec.get("per_stage"))
+    if per_stage and spec["mode"] == "e2e":
+        raise ValueError("per_stage measures the stages of a local step; end-to-end (mode 'e2e') has none")
     step()  # warm-up: gradient buffers, kernels and allocator pools exist from here on
     if device.type == "cuda":
-        return cuda_step_peak(step, device)
+        result = cuda_step_peak(step, device)
+        if per_stage:
+            peaks = []
+            stage_by_stage(
+                lambda: (torch.cuda.synchronize(device), torch.cuda.reset_peak_memory_stats(device)),
+                lambda: (
+                    torch.cuda.synchronize(device),
+                    peaks.append(torch.cuda.max_memory_allocated(device) - result["baseline_bytes"]),
+                ),
+            )
+            result["stage_peak_bytes"] = peaks
+        return result
     before = _status_kib("VmRSS") * 1024
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
+
+    def clear_high_water_mark():
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+
+    clear_high_water_mark()
     step()
-    return {
+    result = {
         "peak_bytes": _status_kib("VmHWM") * 1024 - before,
         "baseline_bytes": before,
         "method": "cpu resident-set high-water mark of a fresh process",
     }
+    if per_stage:
+        peaks = []
+        stage_by_stage(clear_high_water_mark, lambda: peaks.append(_status_kib("VmHWM") * 1024 - before))
+        result["stage_peak_bytes"] = peaks
+    return result
 
 
 if __name__ == "__main__":
