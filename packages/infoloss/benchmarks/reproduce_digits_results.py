@@ -18,7 +18,9 @@ draws them together into ``<out>/<regime>/probe-k<K>/probe.{json,png}``. By defa
 
 Every run is a ``python -m splitnet train`` command, printed before it runs, so any row can
 be reproduced alone; finished runs and probes are skipped, so the script resumes where it
-stopped. The wall time is printed at the end.
+stopped. The wall time is printed at the end. On a 2-core machine with ``--jobs 2`` (measured,
+docs/results.md): the ``small`` regime with its probes about 20 minutes, the ``full`` regime
+about 3 hours (50 runs of 5 to 10 minutes each).
 
     python packages/infoloss/benchmarks/reproduce_digits_results.py --out runs/results [--jobs 2]
     python packages/infoloss/benchmarks/reproduce_digits_results.py --regime small --jobs 3
