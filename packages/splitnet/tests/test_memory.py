@@ -80,17 +80,21 @@ def test_real_peak_of_local_training_is_far_below_end_to_end():
     assert "stage_peak_bytes" not in e2e
 
 
-def test_per_stage_peaks_need_a_local_step():
-    with pytest.raises(MeasurementError, match="per_stage measures the stages of a local step"):
-        measure_peak(
-            {
-                "model": "cifar_resnet20",
-                "input_size": [3, 32, 32],
-                "batch_size": 2,
-                "mode": "e2e",
-                "per_stage": True,
-            }
-        )
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"mode": "e2e", "per_stage": True}, "per_stage measures the stages of a local step"),
+        (
+            {"mode": "local", "cuts": ["layer2.0"], "per_stage": "yes"},
+            "per_stage must be True or False, not 'yes'",
+        ),
+    ],
+)
+def test_per_stage_is_refused_where_it_cannot_mean_anything(extra, message):
+    # refused before a measuring process starts, not after it has built the model
+    spec = {"model": "cifar_resnet20", "input_size": [3, 32, 32], "batch_size": 2, **extra}
+    with pytest.raises(ValueError, match=message):
+        measure_peak(spec, timeout=1e-9)
 
 
 def test_a_failed_measurement_reports_why():

@@ -53,7 +53,16 @@ def measure_peak(spec: dict, timeout: float = 1800.0) -> dict:
 
     Raises:
         MeasurementError: the subprocess failed; the message carries its error output.
+        ValueError: ``per_stage`` that is not a bool, or given for mode ``"e2e"``.
     """
+    per_stage = spec.get("per_stage", False)
+    if not isinstance(per_stage, bool):
+        raise ValueError(f"per_stage must be True or False, not {per_stage!r}")
+    if per_stage and spec.get("mode") == "e2e":
+        raise ValueError(
+            "per_stage measures the stages of a local step; end-to-end (mode 'e2e') has none: "
+            "use mode 'local' or leave per_stage out"
+        )
     if sys.platform != "linux" and spec.get("device", "cpu") == "cpu":
         raise MeasurementError(
             "CPU peak measurement reads /proc and needs Linux; use device='cuda' elsewhere"
@@ -119,50 +128,48 @@ def _run(spec: dict) -> dict:
         def step():
             net.local_step(x, y, check_labels=False, autocast_dtype=dtype, grad_scaler=scaler)
 
-        def stage_by_stage(before_stage, after_stage):
+        def stage_peaks(start_window, window_peak) -> list[int]:
             # what local_step does, with a measurement window around every stage
-            h = x
+            h, peaks = x, []
             for k in range(net.k):
-                before_stage()
+                start_window()
                 h, _ = net.stage_step(
                     k, h, x, y, autocast_dtype=dtype, grad_scaler=scaler, check_inputs=k == 0
                 )
-                after_stage()
+                peaks.append(window_peak())
+            return peaks
 
-    per_stage = bool(spec.get("per_stage"))
-    if per_stage and spec["mode"] == "e2e":
-        raise ValueError("per_stage measures the stages of a local step; end-to-end (mode 'e2e') has none")
     step()  # warm-up: gradient buffers, kernels and allocator pools exist from here on
     if device.type == "cuda":
         result = cuda_step_peak(step, device)
-        if per_stage:
-            peaks = []
-            stage_by_stage(
-                lambda: (torch.cuda.synchronize(device), torch.cuda.reset_peak_memory_stats(device)),
-                lambda: (
-                    torch.cuda.synchronize(device),
-                    peaks.append(torch.cuda.max_memory_allocated(device) - result["baseline_bytes"]),
-                ),
-            )
-            result["stage_peak_bytes"] = peaks
-        return result
-    before = _status_kib("VmRSS") * 1024
 
-    def clear_high_water_mark():
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
+        def start_window():
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
 
-    clear_high_water_mark()
-    step()
-    result = {
-        "peak_bytes": _status_kib("VmHWM") * 1024 - before,
-        "baseline_bytes": before,
-        "method": "cpu resident-set high-water mark of a fresh process",
-    }
-    if per_stage:
-        peaks = []
-        stage_by_stage(clear_high_water_mark, lambda: peaks.append(_status_kib("VmHWM") * 1024 - before))
-        result["stage_peak_bytes"] = peaks
+        def window_peak() -> int:
+            torch.cuda.synchronize(device)
+            return torch.cuda.max_memory_allocated(device) - result["baseline_bytes"]
+
+    else:
+        before = _status_kib("VmRSS") * 1024
+
+        def start_window():
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+
+        def window_peak() -> int:
+            return _status_kib("VmHWM") * 1024 - before
+
+        start_window()
+        step()
+        result = {
+            "peak_bytes": window_peak(),
+            "baseline_bytes": before,
+            "method": "cpu resident-set high-water mark of a fresh process",
+        }
+    if spec.get("per_stage"):
+        result["stage_peak_bytes"] = stage_peaks(start_window, window_peak)
     return result
 
 
