@@ -108,7 +108,9 @@ def test_folders_and_settings_that_cannot_work_are_refused(source, tmp_path):
     with pytest.raises(ValueError, match="preset must be one of ultrafast, .*, not 'quick'"):
         _prepare.PrepareSettings(preset="quick")
     for workers in (0, -2, 1.5, True):  # 0 is not "the default": None is
-        with pytest.raises(ValueError, match=rf"workers must be an integer >= 1 .*not {workers!r}"):
+        with pytest.raises(
+            ValueError, match=rf"workers must be an integer >= 1, not {workers!r}; leave it out"
+        ):
             _prepare.prepare_folder(source, tmp_path / "dst", SETTINGS, workers=workers)
     (tmp_path / "dst").mkdir(exist_ok=True)
     (tmp_path / "dst" / "vidio-prepare.json").write_text("[1, 2]")
@@ -160,7 +162,7 @@ def test_the_command_line_prepares_with_a_progress_line_per_video(source, tmp_pa
     assert main(["prepare", str(source), str(dst), "--workers", "0"]) == 2
     assert (
         capsys.readouterr().err
-        == "error: workers must be an integer >= 1 (or None: one per usable CPU), not 0\n"
+        == "error: workers must be an integer >= 1, not 0; leave it out (None) for one per usable CPU\n"
     )
     with pytest.raises(SystemExit):
         main(["prepare", str(source), str(dst), "--short-side", "wide"])

@@ -209,7 +209,9 @@ def prepare_folder(
         ValueError: ``workers`` is not ``None`` or an integer >= 1.
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be an integer >= 1 (or None: one per usable CPU), not {workers!r}")
+        raise ValueError(
+            f"workers must be an integer >= 1, not {workers!r}; leave it out (None) for one per usable CPU"
+        )
     settings = settings or PrepareSettings()
     src, dst = Path(src).resolve(), Path(dst).resolve()
     if not src.is_dir():
