@@ -187,7 +187,7 @@ def test_a_decoder_at_the_input_resolution_saves_no_copy_of_the_features(interpo
 
 def test_an_upsampling_decoder_convolves_in_channels_last_format():
     # The first convolution's large input is made channels-last before upsampling, so oneDNN
-    # needs no layout copy of it (164 MiB of real peak at ResNet-110's 16x16 cuts, batch 1024);
+    # needs no layout copy of it (168 MiB of real peak at ResNet-110's 16x16 cut, batch 1024);
     # the numbers are the channels-first ones up to rounding.
     torch.manual_seed(0)
     decoder = ReconstructionDecoder((32, 16, 16), (3, 32, 32)).train()

@@ -112,7 +112,7 @@ class ReconstructionDecoder(nn.Module):
         64 MiB per cut for ResNet-110's first stage at batch 1024); 2-D features that are
         upsampled are upsampled in channels-last memory format, so the first convolution
         reads its large input without a layout copy (on CPU, oneDNN otherwise reorders it:
-        164 MiB of real peak at ResNet-110's 16x16 cuts at batch 1024). Results equal the
+        168 MiB of real peak at ResNet-110's 16x16 cut at batch 1024). Results equal the
         channels-first computation up to float rounding.
         """
         x = self.project(self.layout.channels_first(features))
